@@ -1,0 +1,73 @@
+"""Shared config pieces: argument parsing and stage builders. Configs hold data only."""
+
+import dataclasses
+
+import ml_collections
+
+from ssl_seg.models import vit
+
+PET_CLASSES = ("pet", "background", "border")
+WELLLOG_CLASSES = ("background", "curve1", "curve2")
+
+
+def parse_arg(arg, **defaults):
+  """'variant=tiny,runlocal' -> ConfigDict(variant='tiny', runlocal=True) over `defaults`."""
+  out = ml_collections.ConfigDict(defaults)
+  for item in filter(None, (arg or "").split(",")):
+    key, _, value = item.partition("=")
+    if key not in defaults:
+      raise ValueError(f"unknown config argument {key!r}; known: {sorted(defaults)}")
+    if not _:
+      value = True
+    else:
+      kind = type(defaults[key])
+      value = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+    out[key] = value
+  return out
+
+
+def vit_model(variant="paper", dropout=0.0, dtype="float32"):
+  size = dataclasses.asdict(vit.VARIANTS[variant])
+  return ml_collections.ConfigDict(dict(name="vit", variant=variant, dropout=dropout,
+                                        dtype=dtype, **size))
+
+
+def optim(lr, *, weight_decay, schedule="multistep", decay_epochs=(), decay_factor=0.1,
+          warmup_epochs=0.0, clip_norm=0.0):
+  return ml_collections.ConfigDict(dict(
+      lr=lr, weight_decay=weight_decay, b1=0.9, b2=0.999, schedule=schedule,
+      decay_epochs=tuple(decay_epochs), decay_factor=decay_factor,
+      warmup_epochs=float(warmup_epochs), end_lr_factor=0.0, clip_norm=float(clip_norm)))
+
+
+def stage(task, *, model, data, optim, epochs, batch_size, init_from="", encoder_policy="train",
+          frozen_epochs=0, **extra):
+  """One training stage; every field is overridable as --config.stages.NAME.field=value."""
+  cfg = ml_collections.ConfigDict(dict(
+      task=task, model=model, data=data, optim=optim, epochs=epochs, batch_size=batch_size,
+      eval_batch_size=batch_size, seed=0,
+      # An earlier stage of this workdir (its name) or a stage directory path; "" = fresh.
+      init_from=ml_collections.ConfigDict(dict(stage=init_from, subtrees=("encoder",))),
+      encoder=ml_collections.ConfigDict(dict(policy=encoder_policy,
+                                             frozen_epochs=frozen_epochs)),
+      augment=ml_collections.ConfigDict(dict(enabled=True, jitter=0.4, scale=(0.67, 1.0),
+                                             mixup_alpha=0.0)),
+      eval=ml_collections.ConfigDict(dict(every_epochs=1, per_image_miou=False)),
+      log_every_steps=50,
+      checkpoint=ml_collections.ConfigDict(dict(every_epochs=1, keep=2)),
+      # What a non-finite loss or gradient does: "stop" (keep the last good checkpoint and
+      # exit non-zero) or "skip" (leave the params unchanged, count the step, go on).
+      on_nonfinite="stop",
+  ))
+  for k, v in extra.items():
+    cfg[k] = v
+  return cfg
+
+
+def experiment(stages: dict, seed=0):
+  """Top-level config: stages run in the given order; all share the global seed."""
+  cfg = ml_collections.ConfigDict(dict(seed=seed, stage_order=tuple(stages), stages={}))
+  for name, st in stages.items():
+    cfg.stages[name] = st
+    cfg.stages[name].seed = cfg.get_ref("seed")
+  return cfg

@@ -1,0 +1,1 @@
+"""ssl_seg: label-efficient segmentation through self-supervised pretraining (JAX/Flax)."""

@@ -1,0 +1,60 @@
+"""Config checks and the resolved-config dump: bad values fail before any work starts."""
+
+import json
+import os
+
+from ssl_seg import optim, tasks
+
+NONFINITE_POLICIES = ("stop", "skip")
+
+
+class ConfigError(ValueError):
+  """A config value is invalid; the message names the field and what is allowed."""
+
+
+def _need(cond, field, msg):
+  if not cond:
+    raise ConfigError(f"config.{field}: {msg}")
+
+
+def validate(config):
+  """Raises ConfigError naming the first bad field."""
+  _need(len(config.stage_order) > 0, "stage_order", "at least one stage is needed")
+  seen = []
+  for name in config.stage_order:
+    _need(name in config.stages, "stage_order", f"stage {name!r} is not defined in "
+          f"config.stages (defined: {sorted(config.stages)})")
+    st, f = config.stages[name], f"stages.{name}"
+    _need(st.task in tasks.TASKS, f"{f}.task", f"unknown task {st.task!r}; choose one of "
+          f"{sorted(tasks.TASKS)}")
+    _need(st.epochs >= 1, f"{f}.epochs", f"must be >= 1, got {st.epochs}")
+    _need(st.batch_size >= 1, f"{f}.batch_size", f"must be >= 1, got {st.batch_size}")
+    _need(st.eval_batch_size >= 1, f"{f}.eval_batch_size", f"must be >= 1, got "
+          f"{st.eval_batch_size}")
+    _need(st.optim.lr > 0, f"{f}.optim.lr", f"must be > 0, got {st.optim.lr}")
+    _need(st.optim.schedule in ("constant", "multistep", "cosine"), f"{f}.optim.schedule",
+          f"must be constant, multistep or cosine, got {st.optim.schedule!r}")
+    _need(st.on_nonfinite in NONFINITE_POLICIES, f"{f}.on_nonfinite",
+          f"must be one of {NONFINITE_POLICIES}, got {st.on_nonfinite!r}")
+    _need(st.log_every_steps >= 1, f"{f}.log_every_steps", "must be >= 1")
+    _need(st.checkpoint.every_epochs >= 1, f"{f}.checkpoint.every_epochs", "must be >= 1")
+    _need(st.checkpoint.keep >= 1, f"{f}.checkpoint.keep", "must be >= 1")
+    _need(st.eval.every_epochs >= 1, f"{f}.eval.every_epochs", "must be >= 1")
+    _need(st.encoder.frozen_epochs >= 0, f"{f}.encoder.frozen_epochs", "must be >= 0")
+    try:
+      optim.parse_policy(st.encoder.policy)
+    except ValueError as e:
+      raise ConfigError(f"config.{f}.encoder.policy: {e}") from None
+    init = st.init_from.stage
+    if init and os.sep not in init:
+      _need(init in seen, f"{f}.init_from.stage", f"{init!r} is not an earlier stage "
+            f"(earlier: {seen}); give a stage name that runs before {name!r} or a path")
+    seen.append(name)
+
+
+def write_resolved(config, workdir):
+  """WORKDIR/config.json: the config after CLI overrides, as the run used it."""
+  path = os.path.join(workdir, "config.json")
+  with open(path, "w") as f:
+    json.dump(json.loads(config.to_json_best_effort()), f, indent=2, sort_keys=True)
+  return path

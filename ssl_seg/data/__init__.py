@@ -1,0 +1,1 @@
+"""Data sources, grain pipelines, on-device augmentation and the well-log renderer."""

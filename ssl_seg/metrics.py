@@ -1,0 +1,111 @@
+"""Segmentation and classification metrics from data-set-level sufficient statistics.
+
+Device side sums a confusion matrix per batch (`confusion_matrix`); the host turns the total
+into IoU / precision / recall / F1 (`from_confusion`). This is the data-set-level mIoU: each
+class's IoU is computed over all pixels of the split, then averaged. The study's code averages
+per-image mIoU instead (`per_image_iou`), which weighs small images and rare classes in one
+image as much as large ones; we report both when asked.
+"""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def confusion_matrix(labels, preds, weights, num_classes):
+  """[K, K] int32 counts, rows = truth, cols = prediction; pixels with weight 0 are ignored."""
+  idx = labels.reshape(-1).astype(jnp.int32) * num_classes + preds.reshape(-1).astype(jnp.int32)
+  counts = jnp.zeros(num_classes * num_classes, jnp.int32)
+  counts = counts.at[idx].add(weights.reshape(-1).astype(jnp.int32))
+  return counts.reshape(num_classes, num_classes)
+
+
+def per_image_iou(labels, preds, weights, num_classes):
+  """Per-image mean IoU over the classes present in truth or prediction: [B] float."""
+  onehot_t = jax.nn.one_hot(labels, num_classes) * weights[..., None]
+  onehot_p = jax.nn.one_hot(preds, num_classes) * weights[..., None]
+  axes = tuple(range(1, labels.ndim))
+  inter = (onehot_t * onehot_p).sum(axes)
+  union = (jnp.maximum(onehot_t, onehot_p)).sum(axes)
+  present = union > 0
+  iou = jnp.where(present, inter / jnp.maximum(union, 1), 0.0)
+  return iou.sum(-1) / jnp.maximum(present.sum(-1), 1)
+
+
+def _safe_div(a, b):
+  return np.where(b > 0, a / np.maximum(b, 1e-12), 0.0)
+
+
+def from_confusion(cm, class_names):
+  """Host-side metrics dict from a [K, K] confusion matrix (flat keys of INTERFACES.md)."""
+  cm = np.asarray(cm, np.float64)
+  tp = np.diag(cm)
+  truth, pred = cm.sum(1), cm.sum(0)
+  iou = _safe_div(tp, truth + pred - tp)
+  precision, recall = _safe_div(tp, pred), _safe_div(tp, truth)
+  f1 = _safe_div(2 * precision * recall, precision + recall)
+  out = {"miou": float(iou.mean()), "pixel_acc": float(tp.sum() / max(cm.sum(), 1))}
+  for i, name in enumerate(class_names):
+    out[f"iou/{name}"] = float(iou[i])
+    out[f"precision/{name}"] = float(precision[i])
+    out[f"recall/{name}"] = float(recall[i])
+    out[f"f1/{name}"] = float(f1[i])
+  return out
+
+
+def format_table(rows, columns, title=None):
+  """Plain-text table: rows is a list of (name, {column: value})."""
+  widths = [max(12, *(len(r[0]) for r in rows))] + [max(9, len(c)) for c in columns]
+  def fmt(v):
+    return f"{v:.4f}" if isinstance(v, float) else ("-" if v is None else str(v))
+  lines = [title] if title else []
+  lines.append("  ".join(h.ljust(w) for h, w in zip(["", *columns], widths)))
+  lines.append("  ".join("-" * w for w in widths))
+  for name, vals in rows:
+    cells = [fmt(vals.get(c)) for c in columns]
+    lines.append("  ".join(s.ljust(w) for s, w in zip([name, *cells], widths)))
+  return "\n".join(lines)
+
+
+PER_CLASS = ("iou", "precision", "recall", "f1")
+
+
+def summary_table(final, class_names=(), title=None):
+  """One row per class (IoU, precision, recall, F1), then a row of data-set totals."""
+  totals = {k: v for k, v in final.items() if "/" not in k}
+  rows = [(c, {m: final.get(f"{m}/{c}") for m in PER_CLASS}) for c in class_names]
+  rows.append(("all", totals))
+  columns = (list(PER_CLASS) if class_names else []) + list(totals)
+  return format_table(rows, columns, title)
+
+
+class MetricsWriter:
+  """Appends flat JSON lines to WORKDIR/metrics.jsonl and mirrors scalars to TensorBoard."""
+
+  def __init__(self, workdir):
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self._tb_dir = os.path.join(workdir, "tensorboard")
+    self._tb = None
+
+  def write(self, record):
+    with open(self.path, "a") as f:
+      f.write(json.dumps(record) + "\n")
+    if self._tb is None:
+      import tensorboardX  # Imported lazily: only the writer needs it.
+      self._tb = tensorboardX.SummaryWriter(self._tb_dir)
+    prefix = f"{record['stage']}/{record['split']}/"
+    for k, v in record.items():
+      if isinstance(v, float) and k not in ("epoch", "step", "seed"):
+        self._tb.add_scalar(prefix + k, v, record["step"])
+
+  def close(self):
+    if self._tb is not None:
+      self._tb.close()
+
+
+def read_jsonl(path):
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,89 @@
+"""Building blocks shared by the ViT and CurveNet's bottleneck.
+
+Randomness is explicit: modules take a `key` in `__call__` (None at eval), never hold
+`nnx.Rngs`, so a train step is a pure function of (state, batch, key).
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def dropout(x, rate, key, *, train):
+  """Inverted dropout; identity at eval, when rate is 0 or when no key is given."""
+  if not train or rate == 0.0 or key is None:
+    return x
+  keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+  return jnp.where(keep, x / (1.0 - rate), 0.0).astype(x.dtype)
+
+
+def split_key(key, n):
+  """`n` keys from `key`, or `n` Nones when there is no key (eval)."""
+  if key is None:
+    return [None] * n
+  return list(jax.random.split(key, n))
+
+
+class Attention(nnx.Module):
+  """Pre-norm multi-head self-attention.
+
+  Head width is independent of the model width (`heads * head_dim` may exceed `dim`),
+  as in the study's PyTorch ViT (8 heads of 64 over a 128-wide stream).
+  """
+
+  def __init__(self, dim, heads, head_dim, dropout_rate, *, dtype, rngs):
+    self.heads, self.head_dim, self.dropout_rate = heads, head_dim, dropout_rate
+    inner = heads * head_dim
+    self.norm = nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
+    self.qkv = nnx.Linear(dim, 3 * inner, use_bias=False, dtype=dtype, rngs=rngs)
+    self.out = nnx.Linear(inner, dim, dtype=dtype, rngs=rngs)
+
+  def __call__(self, x, *, train=False, key=None):
+    # x: [B, N, D]
+    qkv = self.qkv(self.norm(x))
+    q, k, v = jnp.split(qkv.reshape(*x.shape[:2], 3 * self.heads, self.head_dim), 3, axis=2)
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(self.head_dim).astype(q.dtype)
+    weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
+    y = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(*x.shape[:2], -1)
+    return dropout(self.out(y), self.dropout_rate, key, train=train)
+
+
+class MLP(nnx.Module):
+  """Pre-norm two-layer GELU MLP."""
+
+  def __init__(self, dim, hidden, dropout_rate, *, dtype, rngs):
+    self.dropout_rate = dropout_rate
+    self.norm = nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
+    self.fc1 = nnx.Linear(dim, hidden, dtype=dtype, rngs=rngs)
+    self.fc2 = nnx.Linear(hidden, dim, dtype=dtype, rngs=rngs)
+
+  def __call__(self, x, *, train=False, key=None):
+    k1, k2 = split_key(key, 2)
+    h = dropout(jax.nn.gelu(self.fc1(self.norm(x))), self.dropout_rate, k1, train=train)
+    return dropout(self.fc2(h), self.dropout_rate, k2, train=train)
+
+
+class TransformerBlock(nnx.Module):
+  """Pre-norm residual block: x + attn(x), then x + mlp(x)."""
+
+  def __init__(self, dim, heads, head_dim, mlp_dim, dropout_rate=0.0, *, dtype=jnp.float32,
+               rngs):
+    self.attn = Attention(dim, heads, head_dim, dropout_rate, dtype=dtype, rngs=rngs)
+    self.mlp = MLP(dim, mlp_dim, dropout_rate, dtype=dtype, rngs=rngs)
+
+  def __call__(self, x, *, train=False, key=None):
+    k1, k2 = split_key(key, 2)
+    x = x + self.attn(x, train=train, key=k1)
+    return x + self.mlp(x, train=train, key=k2)
+
+
+def sincos_posemb_2d(h, w, dim, dtype=jnp.float32):
+  """Fixed 2-D sine-cosine position embedding [h*w, dim], computable for any grid size."""
+  if dim % 4:
+    raise ValueError(f"sincos position embedding needs dim divisible by 4, got {dim}")
+  y, x = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
+                      indexing="ij")
+  omega = 1.0 / (10000.0 ** (jnp.arange(dim // 4, dtype=jnp.float32) / (dim // 4)))
+  y = y.reshape(-1, 1) * omega
+  x = x.reshape(-1, 1) * omega
+  return jnp.concatenate([jnp.sin(x), jnp.cos(x), jnp.sin(y), jnp.cos(y)], axis=1).astype(dtype)
