@@ -19,7 +19,7 @@ $(VENV_STAMP): pyproject.toml uv.lock
 	@touch $@
 
 demo: $(VENV_STAMP)
-	.venv/bin/python -m ssl_seg.main --config=configs/vit_tiny_synthetic.py --workdir=$(WORKDIR)
+	.venv/bin/python -m ssl_seg.main --config=configs/welllog_demo.py --workdir=$(WORKDIR)
 
 test: $(VENV_STAMP)
 	JAX_PLATFORMS=cpu .venv/bin/python -m pytest tests

@@ -64,10 +64,14 @@ def stage(task, *, model, data, optim, epochs, batch_size, init_from="", encoder
   return cfg
 
 
-def experiment(stages: dict, seed=0):
-  """Top-level config: stages run in the given order; all share the global seed."""
+def experiment(stages: dict, seed=0, seed_offsets=None):
+  """Top-level config: stages run in the given order.
+
+  Stage seeds follow the global seed (`--config.seed=3` moves them all), plus an optional
+  per-stage offset (e.g. the replicate index of a multi-seed study).
+  """
   cfg = ml_collections.ConfigDict(dict(seed=seed, stage_order=tuple(stages), stages={}))
   for name, st in stages.items():
     cfg.stages[name] = st
-    cfg.stages[name].seed = cfg.get_ref("seed")
+    cfg.stages[name].seed = cfg.get_ref("seed") + (seed_offsets or {}).get(name, 0)
   return cfg

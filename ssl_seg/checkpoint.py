@@ -29,9 +29,14 @@ def _key_name(k):
 
 
 def flatten(tree):
-  """{'a/b/c': leaf} for every leaf of any pytree (nnx State, optax states, dicts)."""
+  """{'a/b/c': leaf} for every leaf of any pytree (nnx State, optax states, dicts).
+
+  nnx Variables flatten to a trailing `.value` attribute; it is dropped so names read like
+  the module attributes ('encoder/blocks/0/attn/qkv/kernel').
+  """
   leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {"/".join(_key_name(k) for k in path): leaf for path, leaf in leaves}
+  return {"/".join(_key_name(k) for k in path
+                   if getattr(k, "name", None) != "value"): leaf for path, leaf in leaves}
 
 
 def _nest(flat):

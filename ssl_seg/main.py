@@ -8,18 +8,24 @@ import os
 import sys
 import time
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from ssl_seg import checkpoint, config_utils, metrics, train
+from ssl_seg import checkpoint, config_utils, metrics, plots, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
 _STAGES = flags.DEFINE_list("stages", None, "Run only these stages (default: all, in order).")
+_CACHE = flags.DEFINE_string(
+    "compilation_cache", os.path.expanduser("~/.cache/ssl_seg/jax"),
+    "Persistent XLA compilation cache ('' disables): stages and reruns that share step shapes "
+    "skip recompiling.")
 flags.mark_flags_as_required(["config", "workdir"])
 
-SUMMARY_METRICS = ("miou", "pixel_acc", "acc", "loss")
+SUMMARY_METRICS = ("miou", "pixel_acc", "f1/curve1", "f1/curve2", "acc", "loss")
+CONVERGENCE_METRICS = ("f1/curve1", "f1/curve2", "miou")
 
 
 def run(config, workdir, only=None, log=print):
@@ -42,6 +48,10 @@ def run(config, workdir, only=None, log=print):
     writer.close()
   rows = [(name, {k: r.get(k) for k in SUMMARY_METRICS}) for name, r in results.items() if r]
   log(metrics.format_table(rows, list(SUMMARY_METRICS), title="final eval per stage"))
+  plot = plots.convergence(metrics.read_jsonl(writer.path), CONVERGENCE_METRICS,
+                           os.path.join(workdir, "convergence.png"))
+  if plot:
+    log(f"convergence plot: {plot}")
   return results
 
 
@@ -49,6 +59,9 @@ def main(argv):
   del argv
   # Orbax and grain log every save at INFO; a person wants the progress bars and tables.
   logging.set_verbosity(logging.WARNING)
+  if _CACHE.value:
+    jax.config.update("jax_compilation_cache_dir", _CACHE.value)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   try:
     run(_CONFIG.value, _WORKDIR.value, _STAGES.value)
   except (config_utils.ConfigError, checkpoint.CheckpointMismatchError, train.NonFiniteError,

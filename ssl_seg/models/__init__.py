@@ -13,7 +13,7 @@ def compute_dtype(model_cfg):
   return DTYPES[model_cfg.dtype]
 
 
-def vit_encoder(model_cfg, rngs):
+def build_vit_encoder(model_cfg, rngs):
   """ViT encoder from `model.variant`, with any ViTSize field overridden by the config."""
   from ssl_seg.models import vit
   if model_cfg.variant not in vit.VARIANTS:
@@ -25,3 +25,15 @@ def vit_encoder(model_cfg, rngs):
   size = dataclasses.replace(size, **overrides)
   return vit.ViTEncoder(size, dropout_rate=model_cfg.dropout, dtype=compute_dtype(model_cfg),
                         rngs=rngs)
+
+
+def build_curvenet(model_cfg, out_channels, rngs):
+  """CurveNet (encoder incl. bottleneck transformer + decoder) from the config's size fields."""
+  from ssl_seg.models import curvenet as cn
+  if model_cfg.variant not in cn.VARIANTS:
+    raise ValueError(f"unknown CurveNet variant {model_cfg.variant!r}; choose one of "
+                     f"{sorted(cn.VARIANTS)}")
+  size = {f.name: model_cfg[f.name] for f in dataclasses.fields(cn.CurveNetSize)}
+  size["widths"] = tuple(size["widths"])
+  return cn.CurveNetModel(in_channels=1, out_channels=out_channels, dropout_rate=model_cfg.dropout,
+                          dtype=compute_dtype(model_cfg), rngs=rngs, **size)

@@ -38,12 +38,16 @@ class Attention(nnx.Module):
     self.qkv = nnx.Linear(dim, 3 * inner, use_bias=False, dtype=dtype, rngs=rngs)
     self.out = nnx.Linear(inner, dim, dtype=dtype, rngs=rngs)
 
-  def __call__(self, x, *, train=False, key=None):
-    # x: [B, N, D]
+  def __call__(self, x, *, mask=None, train=False, key=None):
+    """x [B, N, D]; mask optional bool [B, N]: False tokens are ignored as keys (padding)."""
     qkv = self.qkv(self.norm(x))
     q, k, v = jnp.split(qkv.reshape(*x.shape[:2], 3 * self.heads, self.head_dim), 3, axis=2)
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(self.head_dim).astype(q.dtype)
-    weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
+    logits = logits.astype(jnp.float32)
+    if mask is not None:
+      # A finite floor rather than -inf keeps all-padding rows (uniform weights) free of NaN.
+      logits = jnp.where(mask[:, None, None, :], logits, jnp.finfo(jnp.float32).min)
+    weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
     y = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(*x.shape[:2], -1)
     return dropout(self.out(y), self.dropout_rate, key, train=train)
 
@@ -71,9 +75,9 @@ class TransformerBlock(nnx.Module):
     self.attn = Attention(dim, heads, head_dim, dropout_rate, dtype=dtype, rngs=rngs)
     self.mlp = MLP(dim, mlp_dim, dropout_rate, dtype=dtype, rngs=rngs)
 
-  def __call__(self, x, *, train=False, key=None):
+  def __call__(self, x, *, mask=None, train=False, key=None):
     k1, k2 = split_key(key, 2)
-    x = x + self.attn(x, train=train, key=k1)
+    x = x + self.attn(x, mask=mask, train=train, key=k1)
     return x + self.mlp(x, train=train, key=k2)
 
 

@@ -5,6 +5,7 @@ A Task bundles what the generic loop needs:
   loss_fn(model, batch, key, train)  -> (scalar loss, dict of scalar metrics)   [traced]
   eval_fn(model, batch, key)         -> dict of arrays summed over the data set  [traced]
   summarize(totals)                  -> dict of floats for metrics.jsonl         [host]
+  pictures(model, batch, key)        -> uint8 images for PNGs, optional          [traced]
 """
 
 import dataclasses
@@ -20,6 +21,7 @@ class Task:
   eval_fn: Callable
   summarize: Callable
   class_names: tuple = ()
+  pictures: Callable | None = None
 
 
 TASKS = {

@@ -13,7 +13,7 @@ def make_task(stage):
   num_classes = stage.num_classes
 
   def build_model(rngs):
-    return heads.Classifier(models.vit_encoder(stage.model, rngs), num_classes,
+    return heads.Classifier(models.build_vit_encoder(stage.model, rngs), num_classes,
                             dropout_rate=stage.model.dropout, rngs=rngs)
 
   def loss_fn(model, batch, key, train):

@@ -31,7 +31,7 @@ def make_task(stage):
     raise ValueError(f"mim.loss must be 'l1' or 'l2', got {mim.loss!r}")
 
   def build_model(rngs):
-    return heads.SimMIM(models.vit_encoder(stage.model, rngs), rngs=rngs)
+    return heads.SimMIM(models.build_vit_encoder(stage.model, rngs), rngs=rngs)
 
   def prepare(key, batch, train):
     images = batch["image"].astype(jnp.float32) / 255.0

@@ -1,0 +1,214 @@
+"""CurveNet: a convolutional U-Net around a small transformer, for thin curves on well logs.
+
+Logs are long and vary in width, so batches are padded on the right. Given `valid` [B, H, W]
+the model is padding-exact: norms are per pixel (LayerNorm over channels; batch or group
+statistics would mix padding in), features are zeroed outside the valid region after every conv
+(a coarse cell is valid when any of its pixels is), and padded bottleneck tokens are masked out
+of attention as keys. Outputs on valid pixels then depend neither on padded content nor on how
+much padding there is, and the output is zero on padded pixels. Without `valid` every pixel counts.
+
+Parameters (in_channels=1, out_channels 1 / 3; encoder alone): tiny 105,417 / 105,427 (58,604),
+small 298,377 / 298,387 (184,620), base 7,017,569 / 7,017,603 (4,317,616).
+"""
+
+import dataclasses
+import itertools
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from ssl_seg.models import layers
+
+NUM_STAGES = 5
+STRIDE = 2**NUM_STAGES
+
+
+@dataclasses.dataclass(frozen=True)
+class CurveNetSize:
+  """Architecture hyper-parameters; `CurveNetModel(..., **dataclasses.asdict(size))`."""
+  widths: tuple[int, ...] = (16, 32, 64, 128, 192)
+  bottleneck_layers: int = 2
+  heads: int = 4
+  head_dim: int = 32
+  mlp_ratio: int = 2
+
+
+VARIANTS = {
+    "tiny": CurveNetSize(widths=(8, 16, 16, 32, 32), heads=2, head_dim=16),  # Tests.
+    "small": CurveNetSize(widths=(8, 16, 32, 48, 64), heads=4, head_dim=16),  # CPU demo.
+    "base": CurveNetSize(widths=(32, 64, 128, 256, 320), heads=8, head_dim=32),  # GPU.
+}
+
+
+def stem_width(widths):
+  """Channels of the stride-1 stem (and of the last decoder stage)."""
+  return max(widths[0] // 2, 4)
+
+
+def check_input(x, in_channels, valid=None):
+  """Raises ValueError unless x is [B, H, W, in_channels] with H, W multiples of 32."""
+  if x.ndim != 4 or x.shape[-1] != in_channels:
+    raise ValueError(f"CurveNet expects images [B, H, W, {in_channels}], got {list(x.shape)}")
+  h, w = x.shape[1:3]
+  if h % STRIDE or w % STRIDE:
+    pad_h, pad_w = -h % STRIDE, -w % STRIDE
+    raise ValueError(f"CurveNet needs H and W to be multiples of {STRIDE} ({NUM_STAGES} "
+                     f"stride-2 stages), got H={h}, W={w}: pad {pad_h} rows at the bottom and "
+                     f"{pad_w} columns on the right (to {h + pad_h} x {w + pad_w}) and mark "
+                     "them valid=False")
+  if valid is not None and valid.shape != x.shape[:3]:
+    raise ValueError(f"valid must be [B, H, W] = {list(x.shape[:3])}, got {list(valid.shape)}")
+
+
+def valid_pyramid(valid):
+  """bool [B, H, W] -> masks at strides 1, 2, ..., 32; a cell is valid if any pixel in it is."""
+  masks = [valid]
+  for _ in range(NUM_STAGES):
+    b, h, w = masks[-1].shape
+    masks.append(masks[-1].reshape(b, h // 2, 2, w // 2, 2).any(axis=(2, 4)))
+  return masks
+
+
+def _zero_invalid(x, mask):
+  """Zeroes features [B, h, w, C] where mask [B, h, w] is False (a no-op for mask None)."""
+  return x if mask is None else jnp.where(mask[..., None], x, jnp.zeros((), x.dtype))
+
+
+class ConvNormAct(nnx.Module):
+  """3x3 conv (no bias: the norm follows) -> per-pixel LayerNorm -> GELU, zeroed off `mask`."""
+
+  def __init__(self, in_channels, out_channels, *, stride=1, dtype=jnp.float32, rngs: nnx.Rngs):
+    self.conv = nnx.Conv(in_channels, out_channels, (3, 3), strides=stride, padding="SAME",
+                         use_bias=False, dtype=dtype, rngs=rngs)
+    self.norm = nnx.LayerNorm(out_channels, epsilon=1e-6, dtype=dtype, rngs=rngs)
+
+  def __call__(self, x, mask=None):
+    return _zero_invalid(jax.nn.gelu(self.norm(self.conv(x))), mask)
+
+
+class EncoderStage(nnx.Module):
+  """Stride-2 ConvNormAct then a stride-1 one."""
+
+  def __init__(self, in_channels, out_channels, *, dtype=jnp.float32, rngs: nnx.Rngs):
+    self.down = ConvNormAct(in_channels, out_channels, stride=2, dtype=dtype, rngs=rngs)
+    self.refine = ConvNormAct(out_channels, out_channels, dtype=dtype, rngs=rngs)
+
+  def __call__(self, x, mask=None):
+    return self.refine(self.down(x, mask), mask)
+
+
+class DecoderStage(nnx.Module):
+  """Nearest x2 upsampling, concatenated skip, then one or two ConvNormAct."""
+
+  def __init__(self, in_channels, skip_channels, out_channels, *, refine=True, dtype=jnp.float32,
+               rngs: nnx.Rngs):
+    self.fuse = ConvNormAct(in_channels + skip_channels, out_channels, dtype=dtype, rngs=rngs)
+    self.refine = (ConvNormAct(out_channels, out_channels, dtype=dtype, rngs=rngs) if refine
+                   else None)
+
+  def __call__(self, x, skip, mask=None):
+    x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+    x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)
+    x = self.fuse(x, mask)
+    return x if self.refine is None else self.refine(x, mask)
+
+
+class CurveNetEncoder(nnx.Module):
+  """Stem + five stride-2 conv stages + transformer over the stride-32 tokens."""
+
+  def __init__(self, in_channels, widths=CurveNetSize.widths,
+               bottleneck_layers=CurveNetSize.bottleneck_layers, heads=CurveNetSize.heads,
+               head_dim=CurveNetSize.head_dim, mlp_ratio=CurveNetSize.mlp_ratio,
+               dropout_rate=0.0, *, dtype=jnp.float32, rngs: nnx.Rngs):
+    widths = tuple(widths)
+    if len(widths) != NUM_STAGES:
+      raise ValueError(f"CurveNet needs {NUM_STAGES} widths (one per stage), got {widths}")
+    if widths[-1] % 4:
+      raise ValueError(f"the bottleneck width widths[-1] must be divisible by 4 for the 2-D "
+                       f"sin-cos position embedding, got {widths[-1]}")
+    self.in_channels, self.widths, self.dropout_rate = in_channels, widths, dropout_rate
+    channels = (stem_width(widths),) + widths
+    self.stem = ConvNormAct(in_channels, channels[0], dtype=dtype, rngs=rngs)
+    self.stages = nnx.List([EncoderStage(c_in, c_out, dtype=dtype, rngs=rngs)
+                            for c_in, c_out in itertools.pairwise(channels)])
+    dim = widths[-1]
+    self.blocks = nnx.List([
+        layers.TransformerBlock(dim, heads, head_dim, mlp_ratio * dim, dropout_rate, dtype=dtype,
+                                rngs=rngs) for _ in range(bottleneck_layers)])
+    self.norm = nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
+
+  def __call__(self, x, *, valid=None, train=False, key=None):
+    """Encodes x [B, H, W, C] (H, W multiples of 32); `valid` optional bool [B, H, W].
+
+    Returns:
+      (bottleneck [B, H/32, W/32, widths[-1]], aux) with aux "skips" (features at strides 1,
+      2, 4, 8, 16), "tokens" [B, N, D] (the bottleneck, row-major) and "token_valid" ([B, N]
+      bool, or None without `valid`).
+    """
+    check_input(x, self.in_channels, valid)
+    masks = valid_pyramid(valid) if valid is not None else [None] * (NUM_STAGES + 1)
+    h = self.stem(_zero_invalid(x, masks[0]), masks[0])
+    skips = [h]
+    for stage, mask in zip(self.stages, masks[1:]):
+      h = stage(h, mask)
+      skips.append(h)
+    bottom = skips.pop()
+    b, gh, gw, dim = bottom.shape
+    # Fixed sin-cos of absolute (row, column) token indices: defined for any width, and the
+    # same for a token however much padding follows it.
+    tokens = bottom.reshape(b, gh * gw, dim) + layers.sincos_posemb_2d(gh, gw, dim, bottom.dtype)
+    token_valid = None if valid is None else masks[-1].reshape(b, gh * gw)
+    keys = layers.split_key(key, len(self.blocks) + 1)
+    tokens = layers.dropout(tokens, self.dropout_rate, keys[0], train=train)
+    for block, k in zip(self.blocks, keys[1:]):
+      tokens = block(tokens, mask=token_valid, train=train, key=k)
+    tokens = self.norm(tokens)
+    bottleneck = _zero_invalid(tokens.reshape(b, gh, gw, dim), masks[-1])
+    return bottleneck, {"skips": skips, "tokens": tokens, "token_valid": token_valid}
+
+
+class CurveNetDecoder(nnx.Module):
+  """Five x2 upsampling stages with U-Net skips back to full resolution, then a 1x1 conv."""
+
+  def __init__(self, widths, out_channels, *, dtype=jnp.float32, rngs: nnx.Rngs):
+    widths = tuple(widths)
+    skip_channels = ((stem_width(widths),) + widths[:-1])[::-1]
+    in_channels = widths[::-1]
+    # The full-resolution stage gets a single conv: a second one there would be the most
+    # expensive layer of the whole net (about a fifth of a CPU train step).
+    self.stages = nnx.List([
+        DecoderStage(c_in, c_skip, c_skip, refine=i < NUM_STAGES - 1, dtype=dtype, rngs=rngs)
+        for i, (c_in, c_skip) in enumerate(zip(in_channels, skip_channels))])
+    # Small init: near-constant outputs at the start, yet gradients reach every layer.
+    self.head = nnx.Conv(skip_channels[-1], out_channels, (1, 1), dtype=dtype,
+                         kernel_init=nnx.initializers.variance_scaling(0.01, "fan_in", "normal"),
+                         rngs=rngs)
+
+  def __call__(self, x, skips, *, valid=None):
+    """x: [B, H/32, W/32, D]; skips: strides 1..16 as the encoder returns them -> [B, H, W, K]."""
+    masks = valid_pyramid(valid) if valid is not None else [None] * (NUM_STAGES + 1)
+    for stage, skip, mask in zip(self.stages, skips[::-1], masks[-2::-1]):
+      x = stage(x, skip, mask)
+    return _zero_invalid(self.head(x), masks[0])
+
+
+class CurveNetModel(nnx.Module):
+  """Encoder-decoder for reconstruction (out_channels = in_channels) or segmentation logits."""
+
+  def __init__(self, *, in_channels=1, out_channels, widths=CurveNetSize.widths,
+               bottleneck_layers=CurveNetSize.bottleneck_layers, heads=CurveNetSize.heads,
+               head_dim=CurveNetSize.head_dim, mlp_ratio=CurveNetSize.mlp_ratio,
+               dropout_rate=0.0, dtype=jnp.float32, rngs: nnx.Rngs):
+    self.encoder = CurveNetEncoder(in_channels, widths, bottleneck_layers, heads, head_dim,
+                                   mlp_ratio, dropout_rate, dtype=dtype, rngs=rngs)
+    self.decoder = CurveNetDecoder(widths, out_channels, dtype=dtype, rngs=rngs)
+
+  def __call__(self, x, *, valid=None, train=False, key=None):
+    """x [B, H, W, C], valid optional bool [B, H, W] -> (out [B, H, W, out_channels], aux).
+
+    aux is the encoder's plus "bottleneck" [B, H/32, W/32, D].
+    """
+    bottleneck, aux = self.encoder(x, valid=valid, train=train, key=key)
+    out = self.decoder(bottleneck, aux["skips"], valid=valid)
+    return out, {**aux, "bottleneck": bottleneck}

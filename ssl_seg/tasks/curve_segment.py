@@ -1,0 +1,87 @@
+"""Per-pixel curve segmentation of scanned logs with CurveNet (background / curve1 / curve2).
+
+Curves cover about 1 % of pixels, so plain cross-entropy is dominated by background. Losses:
+  "ce"       cross-entropy, optionally class-weighted (`class_weights`);
+  "dice"     soft Dice over the curve classes (overlap loss, insensitive to class frequency);
+  "ce_dice"  the sum of both.
+`binary=True` merges the curves into one class (the binary curve / background stage).
+Padding (`valid_px` False) and padding rows (`_valid` False) count nowhere.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ssl_seg import models, tasks
+from ssl_seg.data import augment
+from ssl_seg.tasks import segment
+
+LOSSES = ("ce", "dice", "ce_dice")
+
+
+def ink(images_u8):
+  """uint8 scans [B, H, W, 1] (255 = paper) -> float ink density in [0, 1] (0 = paper)."""
+  return 1.0 - images_u8.astype(jnp.float32) / 255.0
+
+
+def soft_dice_loss(logits, labels, weights, classes):
+  """1 - mean soft Dice of `classes`, summed over the batch's valid pixels."""
+  probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+  onehot = jax.nn.one_hot(labels, logits.shape[-1])
+  w = weights[..., None]
+  axes = tuple(range(labels.ndim))
+  inter = (probs * onehot * w).sum(axes)
+  denom = ((probs + onehot) * w).sum(axes)
+  dice = (2 * inter + 1.0) / (denom + 1.0)
+  return 1.0 - dice[jnp.asarray(classes)].mean()
+
+
+def make_task(stage):
+  binary = stage.binary
+  class_names = ("background", "curve") if binary else tuple(stage.class_names)
+  num_classes = len(class_names)
+  if stage.loss not in LOSSES:
+    raise ValueError(f"loss must be one of {LOSSES}, got {stage.loss!r}")
+  class_weights = np.asarray(stage.class_weights, np.float32) if stage.class_weights else None
+  if class_weights is not None and len(class_weights) != num_classes:
+    raise ValueError(f"class_weights has {len(class_weights)} entries for {num_classes} classes")
+
+  def build_model(rngs):
+    return models.build_curvenet(stage.model, num_classes, rngs)
+
+  def labels_of(batch):
+    seg = batch["seg"].astype(jnp.int32)
+    return jnp.minimum(seg, 1) if binary else seg
+
+  def loss_fn(model, batch, key, train):
+    k_flip, k_jit, k_model = jax.random.split(key, 3)
+    x, labels, valid = ink(batch["image"]), labels_of(batch), batch["valid_px"]
+    if train and stage.augment.enabled:
+      x, labels, valid = augment.flip_lr(k_flip, x, labels, valid)
+      x = x * jax.random.uniform(k_jit, (x.shape[0], 1, 1, 1), minval=1 - stage.augment.jitter,
+                                 maxval=1 + stage.augment.jitter)
+    weights = valid.astype(jnp.float32) * batch["_valid"][:, None, None]
+    logits, _ = model(x, valid=valid, train=train, key=k_model)
+    loss = 0.0
+    if stage.loss in ("ce", "ce_dice"):
+      loss += segment.pixel_cross_entropy(logits, labels, weights, class_weights)
+    if stage.loss in ("dice", "ce_dice"):
+      loss += soft_dice_loss(logits, labels, weights, tuple(range(1, num_classes)))
+    return loss, {}
+
+  def eval_fn(model, batch, key):
+    valid = batch["valid_px"]
+    logits, _ = model(ink(batch["image"]), valid=valid, train=False)
+    weights = valid.astype(jnp.float32) * batch["_valid"][:, None, None]
+    return segment.segmentation_eval_stats(logits, labels_of(batch), weights, num_classes)
+
+  def summarize(totals):
+    return segment.summarize_segmentation(totals, class_names, False)
+
+  def pictures(model, batch, key):
+    logits, _ = model(ink(batch["image"]), valid=batch["valid_px"], train=False)
+    return {"scan": batch["image"][..., 0], "truth": labels_of(batch),
+            "prediction": logits.argmax(-1) * batch["valid_px"]}
+
+  return tasks.Task("curve_segment", build_model, loss_fn, eval_fn, summarize, class_names,
+                    pictures)
