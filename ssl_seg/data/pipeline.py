@@ -45,9 +45,10 @@ class EpochSampler:
                        f"{batch_size}; lower the batch size or add data")
     self.num_examples, self.batch_size, self.seed = num_examples, batch_size, seed
     self.steps_per_epoch = num_examples // batch_size
+    # Per-instance cache (a loader touches one or two epochs at a time).
+    self._permutation = functools.lru_cache(maxsize=4)(self._make_permutation)
 
-  @functools.lru_cache(maxsize=4)
-  def _permutation(self, epoch):
+  def _make_permutation(self, epoch):
     return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
 
   def indices(self, step):

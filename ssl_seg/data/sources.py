@@ -8,7 +8,6 @@ import dataclasses
 
 import grain
 import numpy as np
-
 from tqdm import tqdm
 
 from ssl_seg.data import buckets, pipeline, synthetic, welllogs

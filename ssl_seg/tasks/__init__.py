@@ -10,7 +10,7 @@ A Task bundles what the generic loop needs:
 
 import dataclasses
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 
 @dataclasses.dataclass(frozen=True)
