@@ -66,7 +66,8 @@ def summarize(found, metric_names):
         std = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
         ci = t95(len(vals) - 1) * std / np.sqrt(len(vals)) if len(vals) > 1 else float("nan")
         stats[m] = (float(vals.mean()), std, float(ci), len(vals))
-    out[key] = stats
+    if stats:  # Stages that report none of the metrics (e.g. pretraining) are left out.
+      out[key] = stats
   return out
 
 

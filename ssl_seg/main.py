@@ -66,6 +66,8 @@ def main(argv):
     run(_CONFIG.value, _WORKDIR.value, _STAGES.value)
   except (config_utils.ConfigError, checkpoint.CheckpointMismatchError, train.NonFiniteError,
           FileNotFoundError, PermissionError, ValueError) as e:
+    if os.environ.get("SSL_SEG_DEBUG"):
+      raise  # The full traceback, for developers.
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2 if isinstance(e, config_utils.ConfigError) else 1)
 

@@ -57,14 +57,8 @@ def convergence(records, metrics_to_plot, path):
       if rows:
         ax.plot([r["epoch"] for r in rows], [r[metric] for r in rows], marker="o", ms=3,
                 label=stage)
-    ax.set(xlabel="epoch", ylabel=metric, ylim=(0, 1), title=f"eval {metric}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  fig.savefig(path)
-  plt.close(fig)
-  return path
+    _style(ax, "epoch", metric, f"eval {metric}")
+  return _save(fig, path)
 
 
 def metric_vs_x(series, xlabel, ylabel, path, title=None):
@@ -73,9 +67,17 @@ def metric_vs_x(series, xlabel, ylabel, path, title=None):
   for label, pts in series.items():
     x, mean, std = (np.array([p[i] for p in pts], np.float64) for i in range(3))
     ax.errorbar(x, mean, yerr=std, marker="o", ms=4, capsize=3, label=label)
-  ax.set(xlabel=xlabel, ylabel=ylabel, ylim=(0, 1), title=title or "")
+  _style(ax, xlabel, ylabel, title or "")
+  return _save(fig, path)
+
+
+def _style(ax, xlabel, ylabel, title):
+  ax.set(xlabel=xlabel, ylabel=ylabel, ylim=(0, 1), title=title)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
+
+
+def _save(fig, path):
   fig.tight_layout()
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   fig.savefig(path)

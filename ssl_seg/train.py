@@ -22,8 +22,8 @@ class NonFiniteError(RuntimeError):
 
 
 def resolve_init_from(workdir, init_from):
-  """An earlier stage's name in this workdir, or a path to a stage directory."""
-  if os.sep in init_from or os.path.isdir(init_from):
+  """An earlier stage's name in this workdir, or (containing a '/') a stage directory path."""
+  if os.sep in init_from:
     return init_from
   return os.path.join(workdir, init_from)
 
