@@ -1,16 +1,25 @@
 r"""Width bucketing vs the reference system's batch size 1, on the same variable-width logs.
 
-  python benchmarks/bucketing.py [--num_logs=24 --epochs=2 --variant=small] [--out=FILE.json]
+  python benchmarks/bucketing.py [--num_logs=12 --epochs=2 --variant=small] [--out=FILE.json]
 
-Both approaches run the real jitted CurveNet train step of `configs/welllog_demo.py`'s
-`finetune_cold` stage over the same rendered logs for the same number of epochs:
-  batch1    each log alone, padded only to the next multiple of 32 (CurveNet's stride):
-            one XLA compilation per distinct padded width, as the reference system paid;
-  bucketed  the project's pipeline: DP-chosen bucket widths, per-bucket batch sizes that keep
-            pixels per batch about constant, partial batches kept (empty rows masked).
-Figures: pixels_per_s (real log pixels / wall seconds, compilation included: what a user
-waits for), pixels_per_s_steady (last epoch only), compiles (traces of the step), padding_waste
-(padded share of the pixels processed). No persistent compilation cache, so compiles are real.
+Both approaches train a fresh CurveNet with the real jitted train step of the `finetune_cold`
+stage of `configs/welllog_demo.py` (weighted cross-entropy, AdamW, augmentation as configured),
+over the same rendered logs for the same number of epochs:
+  batch1    each log alone, padded only to the next multiple of 32 (CurveNet's stride): one XLA
+            compilation per distinct padded width, as the reference system paid;
+  bucketed  the project's pipeline: DP-chosen bucket widths, per-bucket batch sizes keeping
+            pixels per batch about constant (capped at the stage's data.max_batch_size), partial
+            batches kept (empty rows masked), batches from `buckets.plan_dataset`.
+Figures: pixels_per_s (real log pixels / wall seconds of all epochs, compilation included: what a
+user waits for), pixels_per_s_steady (epochs after the first: nothing left to compile), compiles
+(traces of the step, counted in loss_fn) and distinct_shapes (their cross-check), compile_s
+(seconds in the step calls that compiled), padding_waste (padded share of the pixels processed:
+padding columns plus empty rows). Batches are built before timing, so both runs time the step, not
+the loader. The persistent compilation cache is off, so every compilation is paid.
+
+Defaults take ~5.5 minutes on a shared 2-core CPU, where one compilation of the small CurveNet
+step takes ~18 s: batch1 compiles once per distinct padded width, so its cost grows with
+--num_logs (up to 57 widths for 256-2048 px) while bucketed stays at --num_buckets programs.
 """
 
 import json
@@ -31,112 +40,161 @@ from ssl_seg import optim, state as state_lib, step as step_lib, tasks  # noqa: 
 from ssl_seg.data import buckets, welllogs  # noqa: E402
 from ssl_seg.models import curvenet  # noqa: E402
 
-_NUM_LOGS = flags.DEFINE_integer("num_logs", 24, "Logs rendered (the same for both runs).")
-_HEIGHT = flags.DEFINE_integer("height", 64, "Log height in pixels (a multiple of 32).")
-_MIN_W = flags.DEFINE_integer("min_width", 256, "Narrowest log.")
-_MAX_W = flags.DEFINE_integer("max_width", 1536, "Widest log.")
-_BUCKETS = flags.DEFINE_integer("num_buckets", 4, "Bucket widths chosen by the DP.")
+_NUM_LOGS = flags.DEFINE_integer("num_logs", 12, "Logs rendered (the same for both runs).")
+_HEIGHT = flags.DEFINE_integer("height", 128, "Log height in pixels (a multiple of 32).")
+_MIN_W = flags.DEFINE_integer("min_width", 256, "Narrowest log (widths are log-uniform).")
+_MAX_W = flags.DEFINE_integer("max_width", 2048, "Widest log.")
+_BUCKETS = flags.DEFINE_integer("num_buckets", 4, "Most bucket widths the DP may choose.")
 _BATCH = flags.DEFINE_integer("base_batch_size", 2, "Batch size of the widest bucket.")
-_VARIANT = flags.DEFINE_string("variant", "small", "CurveNet size: tiny, small, base.")
-_EPOCHS = flags.DEFINE_integer("epochs", 2, "Passes over the logs.")
+_VARIANT = flags.DEFINE_enum("variant", "small", sorted(curvenet.VARIANTS), "CurveNet size.")
+_EPOCHS = flags.DEFINE_integer("epochs", 2, "Passes over the logs (>= 2: later ones are steady).")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the logs, the model, the orders and the step.")
 _OUT = flags.DEFINE_string("out", None, "Write the JSON rows here.")
+
+# Figures of the printed table, in order; the ratio column is bucketed / batch1 for these.
+_FIGURES = ("pixels_per_s", "pixels_per_s_steady", "compiles", "distinct_shapes", "compile_s",
+            "wall_s", "steady_s", "ms_per_step_steady", "padding_waste", "steps")
+_RATIOS = ("pixels_per_s", "pixels_per_s_steady")
 
 
 def _stage():
+  """The demo's cold fine-tune stage (CurveNet segmentation) at the chosen size and seed."""
   stage = welllog_demo.get_config(f"variant={_VARIANT.value}").stages.finetune_cold
-  stage.augment.enabled = False  # Same work per pixel in both runs.
+  stage.seed = _SEED.value
   return stage
 
 
-def _fresh_step(stage, traces):
+def _fresh_step(stage, traces, steps_per_epoch, total_steps):
+  """A fresh model, state and jitted train step whose traces append to `traces`."""
   task = tasks.make_task(stage)
 
-  def counting_loss(*args, **kw):
-    traces.append(1)  # Python runs this once per trace, i.e. per compilation.
-    return task.loss_fn(*args, **kw)
+  def counting_loss(*args, **kwargs):
+    traces.append(1)  # Python runs the loss once per trace, i.e. once per compilation.
+    return task.loss_fn(*args, **kwargs)
 
-  graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=0)))
-  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 100, 10_000, params)
-  return step_lib.make_train_step(graphdef, tx, counting_loss), state_lib.create_state(
-      params, rest, tx)
+  graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=stage.seed)))
+  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, steps_per_epoch, total_steps, params)
+  state = state_lib.create_state(params, rest, tx)
+  return step_lib.make_train_step(graphdef, tx, counting_loss), state
 
 
-def _run(name, stage, epoch_batches):
-  """Times all epochs (compiles included) and the last one alone; returns a result row."""
+def _run(name, stage, epochs):
+  """Trains over `epochs` (lists of host batches) and returns the row of figures."""
   traces = []
-  train_step, state = _fresh_step(stage, traces)
-  key = jax.random.key(0)
-  real_px = processed_px = 0
-  t0 = time.perf_counter()
-  for epoch, batches in enumerate(epoch_batches):
-    t_epoch = time.perf_counter()
-    for batch in tqdm(batches, desc=f"{name} epoch {epoch + 1}", leave=False):
+  steps = sum(map(len, epochs))
+  train_step, state = _fresh_step(stage, traces, len(epochs[0]), steps)
+  key = jax.random.key(stage.seed)
+  compile_s, epoch_s, epoch_traces = 0.0, [], []
+  start = time.perf_counter()
+  for e, batches in enumerate(epochs):
+    t_epoch, n_traces = time.perf_counter(), len(traces)
+    for batch in tqdm(batches, desc=f"{name} epoch {e + 1}/{len(epochs)}", leave=False):
+      before, t = len(traces), time.perf_counter()
       state, metrics = train_step(state, batch, key)
-      real_px += int(batch["valid_px"].sum())
-      processed_px += batch["valid_px"].size
-    jax.block_until_ready(metrics)
-    last_epoch_s = time.perf_counter() - t_epoch
-    last_epoch_px = sum(int(b["valid_px"].sum()) for b in batches)
-  total_s = time.perf_counter() - t0
-  return {"name": name, "pixels_per_s": real_px / total_s,
-          "pixels_per_s_steady": last_epoch_px / last_epoch_s, "compiles": len(traces),
-          "padding_waste": 1.0 - real_px / processed_px, "steps": sum(map(len, epoch_batches)),
-          "wall_s": total_s, "device": jax.devices()[0].device_kind}
+      if len(traces) > before:
+        # The call returns once traced, compiled and enqueued, so its time is the compile cost.
+        compile_s += time.perf_counter() - t
+    jax.block_until_ready((state, metrics))
+    epoch_s.append(time.perf_counter() - t_epoch)
+    epoch_traces.append(len(traces) - n_traces)
+  wall_s = time.perf_counter() - start
+  if sum(epoch_traces[1:]):
+    raise RuntimeError(f"{name}: {epoch_traces[1:]} compilations after epoch 1; steady time "
+                       "would include them")
+  real = [sum(int(b["valid_px"].sum()) for b in batches) for batches in epochs]
+  processed = sum(b["valid_px"].size for batches in epochs for b in batches)
+  steady_s = sum(epoch_s[1:])
+  return {
+      "name": name,
+      "pixels_per_s": sum(real) / wall_s,
+      "pixels_per_s_steady": sum(real[1:]) / steady_s,
+      "compiles": len(traces),
+      "distinct_shapes": len({b["image"].shape for batches in epochs for b in batches}),
+      "compile_s": compile_s,
+      "wall_s": wall_s,
+      "steady_s": steady_s,
+      "ms_per_step_steady": 1e3 * steady_s / sum(map(len, epochs[1:])),
+      "padding_waste": 1.0 - sum(real) / processed,
+      "steps": steps,
+      "real_pixels": sum(real),
+      "device": jax.devices()[0].device_kind,
+  }
 
 
-def _batch1_epochs(logs, epochs, seed):
-  """Each log alone, right-padded to a multiple of 32; a seeded order per epoch."""
-  out = []
-  for epoch in range(epochs):
+def _batch1_epochs(logs, num_epochs, seed):
+  """Each log alone, right-padded to a multiple of 32, in a seeded order per epoch."""
+  padded = lambda i: -(-logs[i]["image"].shape[1] // curvenet.STRIDE) * curvenet.STRIDE
+  epochs = []
+  for epoch in range(num_epochs):
     order = np.random.default_rng([seed, epoch]).permutation(len(logs))
-    batches = []
-    for i in order:
-      width = logs[i]["image"].shape[1]
-      padded = -(-width // curvenet.STRIDE) * curvenet.STRIDE
-      batches.append(buckets.pad_batch(logs, np.array([i]), padded))
-    out.append(batches)
-  return out
+    epochs.append([buckets.pad_batch(logs, np.array([i]), padded(i)) for i in order])
+  return epochs
 
 
-def _bucketed_epochs(logs, widths, epochs, seed):
+def _bucketed_epochs(stage, logs, widths, num_epochs, seed):
+  """Batches of the training loop's bucket plan (as `sources._bucketed_stage_data` builds it)."""
   plan = buckets.BucketPlan.from_widths(widths, base_batch_size=_BATCH.value,
-                                        max_buckets=_BUCKETS.value, seed=seed,
-                                        drop_remainder=False)
-  ds = buckets.plan_dataset(logs, plan, num_epochs=epochs)
+                                        max_buckets=_BUCKETS.value,
+                                        max_batch_size=stage.data.max_batch_size or None,
+                                        seed=seed, drop_remainder=False)
+  ds = buckets.plan_dataset(logs, plan, num_epochs=num_epochs)
   steps = plan.batches_per_shard
-  return [[ds[e * steps + i] for i in range(steps)] for e in range(epochs)], plan
+  return [[ds[e * steps + i] for i in range(steps)] for e in range(num_epochs)], plan
+
+
+def _cell(value):
+  """A table cell: thousands separators for counts and large rates, 3 decimals otherwise."""
+  if value is None:
+    return ""
+  if isinstance(value, int):
+    return f"{value:,d}"
+  return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3f}"
+
+
+def _print_table(rows, ratio):
+  """One line per figure, one column per row, then the bucketed / batch1 ratio where defined."""
+  names = [row["name"] for row in rows]
+  print(f"{'figure':21s}" + "".join(f"{n:>14s}" for n in names) + f"{'bucketed/batch1':>17s}")
+  for fig in _FIGURES:
+    cells = "".join(f"{_cell(row[fig]):>14s}" for row in rows)
+    r = ratio.get(fig)
+    print(f"{fig:21s}{cells}{'' if r is None else f'{r:16.2f}x'}")
 
 
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
+  if _EPOCHS.value < 2:
+    raise app.UsageError("--epochs must be >= 2: steady figures time the epochs after the first")
+  if _HEIGHT.value % curvenet.STRIDE:
+    raise app.UsageError(f"--height must be a multiple of {curvenet.STRIDE}")
+  # Compile counts and times must be real: no persistent cache, even if the environment sets one.
+  jax.config.update("jax_enable_compilation_cache", False)
+
   logs = [dict(zip(("image", "seg"), welllogs.render_example(
-      0, i, height=_HEIGHT.value, min_width=_MIN_W.value, max_width=_MAX_W.value)))
+      _SEED.value, i, height=_HEIGHT.value, min_width=_MIN_W.value, max_width=_MAX_W.value)))
       for i in range(_NUM_LOGS.value)]
   widths = buckets.source_widths(logs)
   stage = _stage()
-  # Batches are built before timing: both runs measure the step, not the loader.
-  rows = [_run("batch1", stage, _batch1_epochs(logs, _EPOCHS.value, seed=0))]
-  bucketed, plan = _bucketed_epochs(logs, widths, _EPOCHS.value, seed=0)
-  rows.append(_run("bucketed", stage, bucketed))
-  base, fast = rows
-  rows.append({"name": "ratio", "pixels_per_s": fast["pixels_per_s"] / base["pixels_per_s"],
-               "pixels_per_s_steady": fast["pixels_per_s_steady"] / base["pixels_per_s_steady"],
-               "compiles": fast["compiles"] / base["compiles"], "device": base["device"]})
-
-  print(f"{len(logs)} logs, height {_HEIGHT.value}, widths {widths.min()}-{widths.max()}, "
-        f"{_EPOCHS.value} epochs, CurveNet-{_VARIANT.value}; buckets {plan.bucket_widths}, "
-        f"batch sizes {plan.batch_sizes}")
-  cols = ("pixels_per_s", "pixels_per_s_steady", "compiles", "padding_waste", "steps", "wall_s")
-  print(f"{'':10s}" + "".join(f"{c:>21s}" for c in cols))
-  for row in rows:
-    cells = [row.get(c) for c in cols]
-    print(f"{row['name']:10s}" + "".join(
-        f"{'-':>21s}" if v is None else f"{v:21.3f}" if isinstance(v, float) else f"{v:21d}"
-        for v in cells))
+  bucketed, plan = _bucketed_epochs(stage, logs, widths, _EPOCHS.value, _SEED.value)
+  batch1 = _batch1_epochs(logs, _EPOCHS.value, _SEED.value)
+  bucket_pad = buckets.padding_waste(widths, plan.bucket_widths)
+  print(f"{len(logs)} logs {_HEIGHT.value} x {widths.min()}-{widths.max()} px "
+        f"(seed {_SEED.value}), {_EPOCHS.value} epochs, CurveNet-{_VARIANT.value} finetune_cold "
+        f"step on {jax.devices()[0].device_kind}; buckets {plan.bucket_widths}, batch sizes "
+        f"{plan.batch_sizes}, bucket padding {bucket_pad:.3f}")
+  # Bucketed runs first, so any one-time warm-up of the process counts against it, not batch1.
+  fast = _run("bucketed", stage, bucketed)
+  base = _run("batch1", stage, batch1)
+  rows = [base, fast]
+  if base["real_pixels"] != fast["real_pixels"]:
+    raise RuntimeError(f"runs saw different pixels: {base['real_pixels']} vs "
+                       f"{fast['real_pixels']}")
+  ratio = {fig: fast[fig] / base[fig] for fig in _RATIOS}
+  _print_table(rows, ratio)
   if _OUT.value:
     with open(_OUT.value, "w") as f:
-      json.dump(rows, f, indent=2)
+      json.dump(rows + [{"name": "ratio", **ratio}], f, indent=2)
 
 
 if __name__ == "__main__":
