@@ -24,6 +24,11 @@ def ink(images_u8):
   return 1.0 - images_u8.astype(jnp.float32) / 255.0
 
 
+def pixel_weights(valid_px, row_valid):
+  """1.0 on real pixels of real rows, 0.0 on width padding and on empty (padding) rows."""
+  return valid_px.astype(jnp.float32) * row_valid[:, None, None]
+
+
 def soft_dice_loss(logits, labels, weights, classes):
   """1 - mean soft Dice of `classes`, summed over the batch's valid pixels."""
   probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
@@ -60,7 +65,7 @@ def make_task(stage):
       x, labels, valid = augment.flip_lr(k_flip, x, labels, valid)
       x = x * jax.random.uniform(k_jit, (x.shape[0], 1, 1, 1), minval=1 - stage.augment.jitter,
                                  maxval=1 + stage.augment.jitter)
-    weights = valid.astype(jnp.float32) * batch["_valid"][:, None, None]
+    weights = pixel_weights(valid, batch["_valid"])
     logits, _ = model(x, valid=valid, train=train, key=k_model)
     loss = 0.0
     if stage.loss in ("ce", "ce_dice"):
@@ -72,7 +77,7 @@ def make_task(stage):
   def eval_fn(model, batch, key):
     valid = batch["valid_px"]
     logits, _ = model(ink(batch["image"]), valid=valid, train=False)
-    weights = valid.astype(jnp.float32) * batch["_valid"][:, None, None]
+    weights = pixel_weights(valid, batch["_valid"])
     return segment.segmentation_eval_stats(logits, labels_of(batch), weights, num_classes)
 
   def summarize(totals):
