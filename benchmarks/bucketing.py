@@ -1,25 +1,28 @@
 r"""Width bucketing vs the reference system's batch size 1, on the same variable-width logs.
 
-  python benchmarks/bucketing.py [--num_logs=12 --epochs=2 --variant=small] [--out=FILE.json]
+  python benchmarks/bucketing.py [--num_logs=48 --epochs=2 --variant=small] [--out=FILE.json]
 
 Both approaches train a fresh CurveNet with the real jitted train step of the `finetune_cold`
 stage of `configs/welllog_demo.py` (weighted cross-entropy, AdamW, augmentation as configured),
 over the same rendered logs for the same number of epochs:
   batch1    each log alone, padded only to the next multiple of 32 (CurveNet's stride): one XLA
             compilation per distinct padded width, as the reference system paid;
-  bucketed  the project's pipeline: DP-chosen bucket widths, per-bucket batch sizes keeping
-            pixels per batch about constant (capped at the stage's data.max_batch_size), partial
-            batches kept (empty rows masked), batches from `buckets.plan_dataset`.
-Figures: pixels_per_s (real log pixels / wall seconds of all epochs, compilation included: what a
-user waits for), pixels_per_s_steady (epochs after the first: nothing left to compile), compiles
-(traces of the step, counted in loss_fn) and distinct_shapes (their cross-check), compile_s
-(seconds in the step calls that compiled), padding_waste (padded share of the pixels processed:
-padding columns plus empty rows). Batches are built before timing, so both runs time the step, not
-the loader. The persistent compilation cache is off, so every compilation is paid.
+  bucketed  the training loop's pipeline (`sources._bucketed_stage_data`): DP-chosen bucket
+            widths, per-bucket batch sizes keeping pixels per batch about constant (capped at the
+            stage's data.max_batch_size and shrunk to the bucket's log count), last batch of a
+            bucket filled by wrapping around within it, batches from `buckets.plan_dataset`.
+Figures: pixels_per_s (the data set's log pixels x epochs / wall seconds of all epochs,
+compilation included: how fast a user gets through the data), pixels_per_s_steady (epochs after
+the first: nothing left to compile), compiles (traces of the step, counted in loss_fn) and
+distinct_shapes (their cross-check), compile_s (seconds in the step calls that compiled),
+padding_waste (share of the pixels processed that are not the epoch's logs seen once: padding
+columns, empty rows and wrap-around repeats all count as waste). Batches are built before timing,
+so both runs time the step, not the loader. The persistent compilation cache is off, so every
+compilation is paid.
 
-Defaults take ~5.5 minutes on a shared 2-core CPU, where one compilation of the small CurveNet
-step takes ~18 s: batch1 compiles once per distinct padded width, so its cost grows with
---num_logs (up to 57 widths for 256-2048 px) while bucketed stays at --num_buckets programs.
+One compilation of the small CurveNet step takes ~18 s on an idle 2-core CPU: batch1 compiles
+once per distinct padded width, so its cost grows with --num_logs (up to 57 widths for 256-2048
+px) while bucketed stays at --num_buckets programs. Defaults take ~15 minutes there.
 """
 
 import json
@@ -40,7 +43,7 @@ from ssl_seg import optim, state as state_lib, step as step_lib, tasks  # noqa: 
 from ssl_seg.data import buckets, welllogs  # noqa: E402
 from ssl_seg.models import curvenet  # noqa: E402
 
-_NUM_LOGS = flags.DEFINE_integer("num_logs", 12, "Logs rendered (the same for both runs).")
+_NUM_LOGS = flags.DEFINE_integer("num_logs", 48, "Logs rendered (the same for both runs).")
 _HEIGHT = flags.DEFINE_integer("height", 128, "Log height in pixels (a multiple of 32).")
 _MIN_W = flags.DEFINE_integer("min_width", 256, "Narrowest log (widths are log-uniform).")
 _MAX_W = flags.DEFINE_integer("max_width", 2048, "Widest log.")
@@ -90,7 +93,7 @@ def _run(name, stage, epochs):
     t_epoch, n_traces = time.perf_counter(), len(traces)
     for batch in tqdm(batches, desc=f"{name} epoch {e + 1}/{len(epochs)}", leave=False):
       before, t = len(traces), time.perf_counter()
-      state, metrics = train_step(state, batch, key)
+      state, metrics = train_step(state, {k: v for k, v in batch.items() if k != "log_id"}, key)
       if len(traces) > before:
         # The call returns once traced, compiled and enqueued, so its time is the compile cost.
         compile_s += time.perf_counter() - t
@@ -101,7 +104,7 @@ def _run(name, stage, epochs):
   if sum(epoch_traces[1:]):
     raise RuntimeError(f"{name}: {epoch_traces[1:]} compilations after epoch 1; steady time "
                        "would include them")
-  real = [sum(int(b["valid_px"].sum()) for b in batches) for batches in epochs]
+  real = [_epoch_log_pixels(batches) for batches in epochs]
   processed = sum(b["valid_px"].size for batches in epochs for b in batches)
   steady_s = sum(epoch_s[1:])
   return {
@@ -121,14 +124,31 @@ def _run(name, stage, epochs):
   }
 
 
+def _epoch_log_pixels(batches):
+  """Real pixels of the epoch's logs, each log once: wrap-around repeats earn no throughput."""
+  seen, total = set(), 0
+  for b in batches:
+    for r, (valid, log_id) in enumerate(zip(b["_valid"], b["log_id"])):
+      if valid and int(log_id) not in seen:
+        seen.add(int(log_id))
+        total += int(b["valid_px"][r].sum())
+  return total
+
+
 def _batch1_epochs(logs, num_epochs, seed):
   """Each log alone, right-padded to a multiple of 32, in a seeded order per epoch."""
   padded = lambda i: -(-logs[i]["image"].shape[1] // curvenet.STRIDE) * curvenet.STRIDE
   epochs = []
   for epoch in range(num_epochs):
     order = np.random.default_rng([seed, epoch]).permutation(len(logs))
-    epochs.append([buckets.pad_batch(logs, np.array([i]), padded(i)) for i in order])
+    epochs.append([_with_ids(buckets.pad_batch(logs, np.array([i]), padded(i)), [i])
+                   for i in order])
   return epochs
+
+
+def _with_ids(batch, indices):
+  """Tags rows with their log index, so repeats can be told apart (not fed to the step)."""
+  return {**batch, "log_id": np.asarray(indices)}
 
 
 def _bucketed_epochs(stage, logs, widths, num_epochs, seed):
@@ -136,10 +156,12 @@ def _bucketed_epochs(stage, logs, widths, num_epochs, seed):
   plan = buckets.BucketPlan.from_widths(widths, base_batch_size=_BATCH.value,
                                         max_buckets=_BUCKETS.value,
                                         max_batch_size=stage.data.max_batch_size or None,
-                                        seed=seed, drop_remainder=False)
+                                        seed=seed, drop_remainder=False, fill_remainder=True)
   ds = buckets.plan_dataset(logs, plan, num_epochs=num_epochs)
   steps = plan.batches_per_shard
-  return [[ds[e * steps + i] for i in range(steps)] for e in range(num_epochs)], plan
+  ids = [idx for e in range(num_epochs) for _, idx in plan.batches(e)]
+  return [[_with_ids(ds[e * steps + i], ids[e * steps + i]) for i in range(steps)]
+          for e in range(num_epochs)], plan
 
 
 def _cell(value):

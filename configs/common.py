@@ -54,7 +54,11 @@ def stage(task, *, model, data, optim, epochs, batch_size, init_from="", encoder
                                              mixup_alpha=0.0)),
       eval=ml_collections.ConfigDict(dict(every_epochs=1, per_image_miou=False)),
       log_every_steps=50,
-      checkpoint=ml_collections.ConfigDict(dict(every_epochs=1, keep=2)),
+      # every_steps > 0 also saves inside epochs (long epochs, preemptible machines).
+      checkpoint=ml_collections.ConfigDict(dict(every_epochs=1, every_steps=0, keep=2)),
+      # Params and optimizer state are replicated over the devices; fsdp=True splits every
+      # leaf of at least fsdp_min_size elements along its largest axis divisible by the count.
+      sharding=ml_collections.ConfigDict(dict(fsdp=False, fsdp_min_size=2**14)),
       # What a non-finite loss or gradient does: "stop" (keep the last good checkpoint and
       # exit non-zero) or "skip" (leave the params unchanged, count the step, go on).
       on_nonfinite="stop",

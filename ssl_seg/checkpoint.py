@@ -21,6 +21,10 @@ class CheckpointMismatchError(ValueError):
   """A checkpoint's tree does not fit the model (keys and shapes listed in the message)."""
 
 
+class CheckpointSaveError(OSError):
+  """Writing a checkpoint failed (disk full, ...); earlier checkpoints are left intact."""
+
+
 def _key_name(k):
   for attr in ("key", "name", "idx"):
     if hasattr(k, attr):
@@ -88,26 +92,61 @@ def fill(target, flat, *, what, keep_init=()):
 
 def manager(stage_dir, keep=3):
   """Orbax manager for WORKDIR/<stage>/checkpoints (atomic writes, keeps the last `keep`)."""
+  # Handlers named up front (not just item names) so a fresh manager can read item metadata.
   return ocp.CheckpointManager(
       os.path.abspath(os.path.join(stage_dir, "checkpoints")),
       options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
-      item_names=ITEMS)
+      item_handlers={"params": ocp.StandardCheckpointHandler(),
+                     "train_state": ocp.StandardCheckpointHandler(),
+                     "meta": ocp.JsonCheckpointHandler()})
 
 
 def save(mngr, state, meta):
-  """Saves the state at its step; `meta` is a JSON-able dict (epoch, stage, config...)."""
+  """Saves the state at its step; `meta` is a JSON-able dict (epoch, stage, config...).
+
+  Orbax writes into a temporary directory and renames it when complete, and prunes old steps
+  only after that, so a failed write never replaces or removes the last good checkpoint.
+  """
   step = int(state["step"])
   train_state = _nest(flatten({k: state[k] for k in TRAIN_STATE_KEYS}))
-  mngr.save(step, force=True, args=ocp.args.Composite(
-      params=ocp.args.StandardSave(_nest(flatten(state["params"]))),
-      train_state=ocp.args.StandardSave(train_state),
-      meta=ocp.args.JsonSave(meta)))
-  mngr.wait_until_finished()
+  try:
+    mngr.save(step, force=True, args=ocp.args.Composite(
+        params=ocp.args.StandardSave(_nest(flatten(state["params"]))),
+        train_state=ocp.args.StandardSave(train_state),
+        meta=ocp.args.JsonSave(meta)))
+    mngr.wait_until_finished()
+  except OSError as e:
+    good = _complete_steps(mngr.directory)
+    kept = (f"the last good checkpoint (step {good[-1]}) is intact" if good
+            else "no earlier checkpoint exists")
+    raise CheckpointSaveError(
+        e.errno, f"could not write checkpoint step {step} to {mngr.directory} "
+        f"({e.strerror or e}); {kept}; free disk space (or fix permissions) and run the same "
+        "command again to resume") from e
+
+
+def _complete_steps(directory):
+  """Steps with a finished (renamed) checkpoint directory; temporary ones are not counted."""
+  try:
+    names = os.listdir(directory)
+  except OSError:
+    return []
+  return sorted(int(n) for n in names if n.isdigit())
 
 
 def _restore_items(mngr, step, names):
-  args = {n: (ocp.args.JsonRestore() if n == "meta" else ocp.args.StandardRestore())
-          for n in names}
+  """Items restored onto this process's first device, whatever topology saved them (1 or N
+  devices, replicated or FSDP); the caller re-shards them for the current mesh."""
+  metadata = mngr.item_metadata(step)
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  args = {}
+  for n in names:
+    if n == "meta":
+      args[n] = ocp.args.JsonRestore()
+    else:
+      target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                            dict(metadata[n]))
+      args[n] = ocp.args.StandardRestore(target)
   return mngr.restore(step, args=ocp.args.Composite(**args))
 
 
@@ -126,15 +165,32 @@ def read_meta(mngr, step=None):
   return dict(_restore_items(mngr, step, ("meta",))["meta"])
 
 
+def restore_params(mngr, target_params, step=None):
+  """Only the `params` item of the latest (or given) step, shaped like `target_params`.
+
+  Inference needs neither the optimizer state nor its shapes; `target_params` may hold
+  ShapeDtypeStructs (e.g. from `nnx.eval_shape`).
+  """
+  step = mngr.latest_step() if step is None else step
+  saved = _restore_items(mngr, step, ("params",))["params"]
+  return fill(target_params, flatten(saved), what=f"params of step {step}")
+
+
 def graft(params, source_stage_dir, subtrees=("encoder",)):
   """Fresh `params` with the named subtrees replaced by those of a finished stage, bit for bit.
 
   Every leaf under `subtrees` must be present in the source with the same shape; leaves
   outside them (the new heads) keep their fresh initialisation.
   """
+  ckpt_dir = os.path.join(source_stage_dir, "checkpoints")
+  hint = ("run that stage first (same workdir) or point init_from.stage at a stage directory "
+          "that holds checkpoints/")
+  if not os.path.isdir(ckpt_dir):
+    raise FileNotFoundError(f"no checkpoint to graft from in {ckpt_dir}: the directory does not "
+                            f"exist; {hint}")
   src = manager(source_stage_dir)
   if src.latest_step() is None:
-    raise FileNotFoundError(f"no checkpoint to graft from in {source_stage_dir}/checkpoints")
+    raise FileNotFoundError(f"no checkpoint to graft from in {ckpt_dir}; {hint}")
   saved = flatten(_restore_items(src, src.latest_step(), ("params",))["params"])
   prefixes = tuple(s + "/" for s in subtrees)
   chosen = {k: v for k, v in saved.items() if k.startswith(prefixes)}

@@ -6,6 +6,7 @@ import os
 from ssl_seg import optim, tasks
 
 NONFINITE_POLICIES = ("stop", "skip")
+MIN_LOG_WIDTH = 32  # CurveNet's stride: narrower logs have no bottleneck column.
 
 
 class ConfigError(ValueError):
@@ -41,6 +42,7 @@ def validate(config):
     _need(st.checkpoint.keep >= 1, f"{f}.checkpoint.keep", "must be >= 1")
     _need(st.eval.every_epochs >= 1, f"{f}.eval.every_epochs", "must be >= 1")
     _need(st.encoder.frozen_epochs >= 0, f"{f}.encoder.frozen_epochs", "must be >= 0")
+    _validate_data(st.data, f"{f}.data")
     try:
       optim.parse_policy(st.encoder.policy)
     except ValueError as e:
@@ -50,6 +52,20 @@ def validate(config):
       _need(init in seen, f"{f}.init_from.stage", f"{init!r} is not an earlier stage "
             f"(earlier: {seen}); give a stage name that runs before {name!r} or a path")
     seen.append(name)
+
+
+def _validate_data(data, f):
+  """Empty splits and label subsets, and well logs narrower than CurveNet's stride."""
+  for split in ("num_train", "num_eval"):
+    if split in data:
+      _need(data[split] != 0, f"{f}.{split}", "must be -1 (all) or >= 1, got 0 (an empty "
+            "data set cannot train or evaluate)")
+  if "num_labels" in data:
+    _need(data.num_labels == -1 or data.num_labels >= 1, f"{f}.num_labels",
+          f"must be -1 (all examples) or >= 1, got {data.num_labels} (an empty label subset)")
+  if "min_width" in data:
+    _need(data.min_width >= MIN_LOG_WIDTH, f"{f}.min_width", f"must be >= {MIN_LOG_WIDTH} px "
+          f"(the network's stride), got {data.min_width}")
 
 
 def write_resolved(config, workdir):

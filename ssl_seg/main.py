@@ -12,7 +12,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from ssl_seg import checkpoint, config_utils, metrics, plots, train
+from ssl_seg import checkpoint, config_utils, distributed, metrics, plots, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
@@ -31,9 +31,14 @@ CONVERGENCE_METRICS = ("f1/curve1", "f1/curve2", "miou")
 def run(config, workdir, only=None, log=print):
   """Validates, writes config.json, runs the stages; returns {stage: final eval metrics}."""
   config_utils.validate(config)
-  os.makedirs(workdir, exist_ok=True)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise PermissionError(f"workdir {workdir} cannot be created ({e.strerror or e}); choose a "
+                          "writable --workdir") from e
   if not os.access(workdir, os.W_OK):
-    raise PermissionError(f"workdir {workdir} is not writable")
+    raise PermissionError(f"workdir {workdir} is not writable; fix its permissions or choose "
+                          "another --workdir")
   config_utils.write_resolved(config, workdir)
   writer = metrics.MetricsWriter(workdir)
   results = {}
@@ -63,9 +68,13 @@ def main(argv):
     jax.config.update("jax_compilation_cache_dir", _CACHE.value)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   try:
+    distributed.maybe_initialize()  # Multi-host runs only; before any device is used.
     run(_CONFIG.value, _WORKDIR.value, _STAGES.value)
+  except train.Preempted as e:
+    print(f"preempted: {e}", file=sys.stderr)
+    sys.exit(train.PREEMPTED_EXIT_CODE)
   except (config_utils.ConfigError, checkpoint.CheckpointMismatchError, train.NonFiniteError,
-          FileNotFoundError, PermissionError, ValueError) as e:
+          OSError, ValueError) as e:  # OSError: missing files, permissions, disk full.
     if os.environ.get("SSL_SEG_DEBUG"):
       raise  # The full traceback, for developers.
     print(f"error: {e}", file=sys.stderr)

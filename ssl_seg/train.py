@@ -2,10 +2,20 @@
 
 Start-up order (big_vision): a checkpoint in this stage's directory resumes exactly; otherwise
 `init_from` grafts an earlier stage's encoder into fresh params; otherwise a fresh init.
+
+Exact resume: the data order is a pure function of (seed, step), the rng is folded with the
+step, and a checkpoint written inside an epoch (SIGTERM, `checkpoint.every_steps`) carries the
+per-step metrics of that epoch so far, so the resumed epoch's train record equals the
+uninterrupted one. Records a killed run wrote after its last checkpoint are dropped on resume.
 """
 
+import contextlib
 import dataclasses
+import json
 import os
+import signal
+import threading
+import time
 
 import jax
 import jax.numpy as jnp
@@ -13,12 +23,31 @@ import numpy as np
 from flax import nnx
 from tqdm import tqdm
 
-from ssl_seg import checkpoint, metrics, optim, plots, state as state_lib, step as step_lib, tasks
+from ssl_seg import (
+  checkpoint,
+  metrics,
+  optim,
+  plots,
+  sharding,
+  state as state_lib,
+  step as step_lib,
+  tasks,
+)
 from ssl_seg.data import pipeline, sources
+
+# Wall-clock figures in the train records: they differ from run to run, so determinism checks
+# compare records without them.
+TIMING_KEYS = ("items_per_s", "epoch_s")
+# sysexits' EX_TEMPFAIL: "try again later"; a scheduler can requeue on it.
+PREEMPTED_EXIT_CODE = 75
 
 
 class NonFiniteError(RuntimeError):
   """A stage hit a non-finite loss or gradient norm and stopped (last good checkpoint kept)."""
+
+
+class Preempted(Exception):
+  """SIGTERM or SIGINT: a checkpoint was saved at the current step; re-run to resume."""
 
 
 def resolve_init_from(workdir, init_from):
@@ -28,22 +57,22 @@ def resolve_init_from(workdir, init_from):
   return os.path.join(workdir, init_from)
 
 
+def without_timing(records):
+  """Records without their wall-clock keys: what two runs of one config must agree on."""
+  return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
+
+
 def _sum_trees(a, b):
   return b if a is None else jax.tree.map(jnp.add, a, b)
 
 
-def evaluate(eval_step, task, params, rest, eval_ds, key):
+def evaluate(eval_step, task, params, rest, eval_ds, key, mesh):
   """Data-set-level metrics: statistics summed on device, finished on the host."""
   totals = None
-  for i, batch in enumerate(pipeline.iterate(eval_ds)):
+  batches = sharding.prefetch_to_device(pipeline.iterate(eval_ds), mesh)
+  for i, batch in enumerate(batches):
     totals = _sum_trees(totals, eval_step(params, rest, batch, jax.random.fold_in(key, i)))
   return task.summarize(jax.device_get(totals))
-
-
-def _mean_metrics(history):
-  """Mean of each scalar over the steps since the last log (one device->host transfer)."""
-  host = jax.device_get(history)
-  return {k: float(np.mean([h[k] for h in host])) for k in host[0]}
 
 
 @dataclasses.dataclass
@@ -62,26 +91,70 @@ class StageRun:
   key: jax.Array
   writer: metrics.MetricsWriter
   log: object
+  mesh: object
+  stop: dict  # {"signal": name of the signal that asked us to stop, or None}
 
 
-def run_stage(config, name, workdir, writer, *, log=print):
+@contextlib.contextmanager
+def _stop_on_signals():
+  """SIGTERM or a first SIGINT sets a flag the loop reads between steps; a second SIGINT
+  interrupts at once. Handlers exist only in the main thread (elsewhere: no flag is set)."""
+  stop = {"signal": None}
+  if threading.current_thread() is not threading.main_thread():
+    yield stop
+    return
+
+  def handler(signum, frame):
+    del frame
+    stop["signal"] = signal.Signals(signum).name
+    if signum == signal.SIGINT:
+      signal.signal(signal.SIGINT, signal.default_int_handler)
+
+  previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    yield stop
+  finally:
+    for s, h in previous.items():
+      signal.signal(s, h)
+
+
+def _stage_data(stage, name, mesh):
+  """The stage's data, batch sizes checked against the devices; errors name the stage."""
+  f = f"config.stages.{name}"
+  sharding.local_batch_size(stage.batch_size, mesh, f"{f}.batch_size")
+  sharding.local_batch_size(stage.eval_batch_size, mesh, f"{f}.eval_batch_size")
+  try:
+    return sources.stage_data(stage, devices_per_process=jax.local_device_count(),
+                              process_index=jax.process_index(),
+                              process_count=jax.process_count())
+  except ValueError as e:
+    raise ValueError(f"stage {name!r}: {e}") from e
+
+
+def run_stage(config, name, workdir, writer, *, log=print, mesh=None):
   """Trains one stage to completion (or resumes it); returns its final eval metrics."""
   stage = config.stages[name]
   stage_dir = os.path.join(workdir, name)
+  mesh = sharding.make_mesh() if mesh is None else mesh
   task = tasks.make_task(stage)
-  data = sources.stage_data(stage)
+  data = _stage_data(stage, name, mesh)
   spe, total = data.steps_per_epoch, data.steps_per_epoch * stage.epochs
 
   graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=stage.seed)))
   tx, schedule = optim.make_optimizer(stage.optim, stage.encoder, spe, total, params)
+  abstract = state_lib.abstract_state(params, rest, tx)
+  shardings = sharding.state_shardings(abstract, mesh, fsdp=stage.sharding.fsdp,
+                                       min_size=stage.sharding.fsdp_min_size)
   mngr = checkpoint.manager(stage_dir, stage.checkpoint.keep)
   try:
+    partial = []
     if mngr.latest_step() is not None:
-      state, meta = checkpoint.restore_state(mngr, state_lib.abstract_state(params, rest, tx))
+      state, meta = checkpoint.restore_state(mngr, abstract)
       log(f"[{name}] resuming from step {int(state['step'])} of {total} ({mngr.directory})")
       if int(state["step"]) >= total and "final_eval" in meta:
         log(f"[{name}] already complete")
         return meta["final_eval"]
+      partial = meta.get("partial_epoch", [])
     else:
       if stage.init_from.stage:
         source = resolve_init_from(workdir, stage.init_from.stage)
@@ -89,61 +162,87 @@ def run_stage(config, name, workdir, writer, *, log=print):
         log(f"[{name}] grafted {list(stage.init_from.subtrees)} from {source}")
       state = state_lib.create_state(params, rest, tx)
     del params, rest
+    state = sharding.place(state, shardings)
+    # Records a killed run wrote after its last checkpoint are redone by this run.
+    _drop_records_after(writer.path, name, int(state["step"]))
     stage_index = list(config.stage_order).index(name)
-    run = StageRun(
-        name=name, stage=stage, stage_dir=stage_dir, task=task, data=data, graphdef=graphdef,
-        train_step=step_lib.make_train_step(graphdef, tx, task.loss_fn),
-        eval_step=step_lib.make_eval_step(graphdef, task.eval_fn), schedule=schedule,
-        mngr=mngr, key=jax.random.fold_in(jax.random.key(stage.seed), stage_index),
-        writer=writer, log=log)
-    return _train_loop(run, state)
+    batch_sh = sharding.batch_sharding(mesh)
+    with _stop_on_signals() as stop:
+      run = StageRun(
+          name=name, stage=stage, stage_dir=stage_dir, task=task, data=data, graphdef=graphdef,
+          train_step=step_lib.make_train_step(graphdef, tx, task.loss_fn,
+                                              state_sharding=shardings, batch_sharding=batch_sh),
+          eval_step=step_lib.make_eval_step(graphdef, task.eval_fn, state_sharding=shardings,
+                                            batch_sharding=batch_sh),
+          schedule=schedule, mngr=mngr,
+          key=jax.random.fold_in(jax.random.key(stage.seed), stage_index),
+          writer=writer, log=log, mesh=mesh, stop=stop)
+      return _train_loop(run, state, partial)
   finally:
     mngr.close()
 
 
-def _train_loop(run: StageRun, state):
+def _batch_rows(batch):
+  return jax.tree.leaves(batch)[0].shape[0]
+
+
+def _train_loop(run: StageRun, state, partial):
   stage, data, spe = run.stage, run.data, run.data.steps_per_epoch
   eval_key = jax.random.fold_in(run.key, 2**30)
   base = {"stage": run.name, "task": stage.task, "seed": stage.seed}
   start = int(state["step"])
-  batches = pipeline.iterate(data.train, start)
+  batches = sharding.prefetch_to_device(pipeline.iterate(data.train, start), run.mesh)
   final = None
   for epoch in range(start // spe, stage.epochs):
-    history, epoch_means = [], []
     first = max(start - epoch * spe, 0)
+    # Host copies of every step's metrics this epoch (a checkpoint inside it carries them).
+    steps = list(partial) if first else []
+    if len(steps) != first:
+      raise ValueError(f"stage {run.name!r}: the checkpoint at step {start} holds "
+                       f"{len(steps)} step records of its epoch, expected {first}")
+    history, items, t0 = [], 0, time.perf_counter()
     bar = tqdm(total=spe, initial=first, desc=f"{run.name} {epoch + 1}/{stage.epochs}",
                leave=False, dynamic_ncols=True)
     for i in range(first, spe):
-      state, step_metrics = run.train_step(state, next(batches), run.key)
+      batch = next(batches)
+      items += _batch_rows(batch)
+      state, step_metrics = run.train_step(state, batch, run.key)
       history.append(step_metrics)
       bar.update(1)
-      if len(history) >= stage.log_every_steps or i == spe - 1:
-        means = _mean_metrics(history)
-        epoch_means.append((len(history), means))
-        history = []
+      end = i == spe - 1
+      every = stage.checkpoint.every_steps
+      save_now = not end and (run.stop["signal"] or every and (i + 1 + epoch * spe) % every == 0)
+      if end or save_now or (i + 1) % stage.log_every_steps == 0:
+        # The only device->host transfer: every log_every_steps steps, not every step.
+        means = _flush(history, steps)
         _check_finite(run, state)
         bar.set_postfix(loss=f"{means['loss']:.4f}")
+      if save_now:
+        _save(run, state, epoch, partial=steps)
+        _stop_if_asked(run, state)
     bar.close()
+    epoch_s = time.perf_counter() - t0
     step = int(state["step"])
-    n = sum(c for c, _ in epoch_means)
-    train_rec = {k: sum(c * m[k] for c, m in epoch_means) / n for k in epoch_means[0][1]}
+    train_rec = {k: float(np.mean(np.asarray([s[k] for s in steps], np.float64)))
+                 for k in steps[0]}
     train_rec["lr"] = float(run.schedule(step - 1))
     if stage.on_nonfinite == "skip":
       train_rec["skipped_steps"] = int(state["skipped"])
+    train_rec.update(items_per_s=items / epoch_s, epoch_s=epoch_s)
     run.writer.write({**base, "split": "train", "epoch": epoch + 1, "step": step, **train_rec})
     last = epoch + 1 == stage.epochs
     if data.eval is not None and (last or (epoch + 1) % stage.eval.every_epochs == 0):
       final = evaluate(run.eval_step, run.task, state["params"], state["rest"], data.eval,
-                       eval_key)
+                       eval_key, run.mesh)
       run.writer.write({**base, "split": "eval", "epoch": epoch + 1, "step": step, **final})
       shown = ("loss", "identity_loss", "miou", "acc", "f1/curve1", "f1/curve2")
       run.log(f"[{run.name}] epoch {epoch + 1}: train loss {train_rec['loss']:.4f}, eval "
               + ", ".join(f"{k} {final[k]:.4f}" for k in shown if k in final))
-    if last or (epoch + 1) % stage.checkpoint.every_epochs == 0:
-      meta = {"stage": run.name, "epoch": epoch + 1, "step": step, "config": stage.to_dict()}
-      if last:
-        meta["final_eval"] = final
-      checkpoint.save(run.mngr, state, _jsonable(meta))
+    # Records first, checkpoint second: a run killed in between redoes this epoch and drops
+    # the records it wrote (see _drop_records_after).
+    if last or (epoch + 1) % stage.checkpoint.every_epochs == 0 or run.stop["signal"]:
+      _save(run, state, epoch + 1, final=final if last else None)
+    _stop_if_asked(run, state)
 
   if run.task.pictures is not None and data.eval is not None:
     save_pictures(run, state, eval_key)
@@ -151,6 +250,49 @@ def _train_loop(run: StageRun, state):
     run.log(metrics.summary_table(final, run.task.class_names,
                                   title=f"[{run.name}] final eval"))
   return final
+
+
+def _flush(history, steps):
+  """Pulls the pending step metrics to the host (one transfer); returns their means."""
+  host = jax.device_get(history)
+  steps.extend({k: float(v) for k, v in h.items()} for h in host)
+  history.clear()
+  return {k: float(np.mean([h[k] for h in host])) for k in host[0]}
+
+
+def _save(run: StageRun, state, epoch, *, partial=None, final=None):
+  """Checkpoint at the state's step; `partial`: this epoch's step metrics when inside one."""
+  _check_finite(run, state)
+  step = int(state["step"])
+  if run.mngr.latest_step() == step:
+    return
+  meta = {"stage": run.name, "epoch": epoch, "step": step, "config": run.stage.to_dict()}
+  if partial:
+    meta["partial_epoch"] = partial
+  if final is not None:
+    meta["final_eval"] = final
+  checkpoint.save(run.mngr, state, _jsonable(meta))
+
+
+def _stop_if_asked(run: StageRun, state):
+  if run.stop["signal"]:
+    raise Preempted(f"stage {run.name!r} stopped by {run.stop['signal']} at step "
+                    f"{int(state['step'])}; checkpoint saved in {run.mngr.directory}; run the "
+                    "same command again to resume")
+
+
+def _drop_records_after(path, stage_name, step):
+  """Rewrites metrics.jsonl (atomically) without this stage's records past `step`."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = [line for line in f if line.strip()]
+  keep = [line for line in lines
+          if not (json.loads(line).get("stage") == stage_name and json.loads(line)["step"] > step)]
+  if len(keep) != len(lines):
+    with open(path + ".tmp", "w") as f:
+      f.writelines(keep)
+    os.replace(path + ".tmp", path)
 
 
 def save_pictures(run: StageRun, state, key, max_examples=4):
@@ -175,7 +317,8 @@ def _check_finite(run: StageRun, state):
     kept = (f"last good checkpoint: step {last} in {run.mngr.directory}" if last is not None
             else "no checkpoint was written yet")
     raise NonFiniteError(f"stage {run.name!r}: non-finite loss or gradient norm at step {bad + 1} "
-                         f"(1-based); stopped without saving; {kept}")
+                         f"(1-based); stopped without saving; {kept}; lower optim.lr, set "
+                         "optim.clip_norm, or set on_nonfinite='skip'")
 
 
 def _jsonable(x):

@@ -285,5 +285,39 @@ def test_plan_from_widths_combines_dp_buckets_and_batch_sizes():
   plan = buckets.BucketPlan.from_widths(widths, base_batch_size=2, multiple=8, max_buckets=3,
                                         seed=1)
   assert plan.bucket_widths == buckets.bucket_widths_for(widths, multiple=8, max_buckets=3)
-  assert plan.batch_sizes == buckets.batch_sizes_for(plan.bucket_widths, base_batch_size=2)
+  counts = np.bincount(buckets.assign_buckets(widths, plan.bucket_widths))
+  assert plan.batch_sizes == buckets.batch_sizes_for(plan.bucket_widths, base_batch_size=2,
+                                                     counts=counts)
   assert plan.num_batches == len(plan.batches(0)) and plan.seed == 1
+
+
+def test_batch_sizes_shrink_to_bucket_counts_without_adding_steps():
+  bucket_widths = (256, 512, 1024)
+  full = buckets.batch_sizes_for(bucket_widths, base_batch_size=2)
+  assert full == (8, 4, 2)
+  # 2 logs never fill a batch of 8; 5 logs need 2 batches of 4, which 2 batches of 3 also give.
+  assert buckets.batch_sizes_for(bucket_widths, base_batch_size=2, counts=(2, 5, 9)) == (2, 3, 2)
+  assert buckets.batch_sizes_for(bucket_widths, base_batch_size=2, counts=(0, 40, 1)) == (1, 4, 1)
+  assert buckets.batch_sizes_for(bucket_widths, base_batch_size=4, multiple_of=2,
+                                 counts=(3, 5, 9)) == (4, 6, 4)
+  with pytest.raises(ValueError, match="one count per bucket"):
+    buckets.batch_sizes_for(bucket_widths, base_batch_size=2, counts=(1, 2))
+
+
+@pytest.mark.parametrize("shard_count", [1, 2])
+def test_fill_remainder_wraps_around_within_the_bucket(shard_count):
+  widths = np.array([100, 90, 300, 310, 290, 305, 295] * 2)
+  plan = buckets.BucketPlan(widths, (128, 320), (4, 3), seed=3, drop_remainder=False,
+                            fill_remainder=True, shard_count=shard_count)
+  for epoch in (0, 1):
+    batches = plan.batches(epoch)
+    seen = np.concatenate([idx for _, idx in batches])
+    assert (seen >= 0).all()  # no empty rows
+    assert set(seen) == set(range(len(widths)))  # every example at least once
+    for bucket, idx in batches:
+      assert (plan.bucket_ids[idx] == bucket).all()  # repeats come from the same bucket
+    # Wrap-around repeats are few: at most a batch minus one per bucket and shard group.
+    assert len(seen) - len(widths) < sum(plan.batch_sizes) * shard_count
+  assert [i.tolist() for _, i in plan.batches(1)] != [i.tolist() for _, i in plan.batches(0)]
+  with pytest.raises(ValueError, match="exclude each other"):
+    buckets.BucketPlan(widths, (128, 320), (4, 3), drop_remainder=True, fill_remainder=True)

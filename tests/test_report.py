@@ -1,5 +1,6 @@
 """launch.report on a generated partial sweep: groups, mean ± std, CI, files."""
 
+import csv
 import json
 
 import numpy as np
@@ -36,3 +37,67 @@ def test_report_averages_over_seeds_and_writes_tables_and_plots(tmp_path):
   for name in ("report.md", "report.csv", "f1_vs_budget.png", "convergence_b4.png"):
     assert (tmp_path / "runs" / name).exists()
   assert len(paths) == 3
+
+
+def _sweep_run(root, labels, seed, *, evals=True, done=True, truncated=False):
+  """A launch.sweep run directory: sweep_run.json, config.json, metrics.jsonl, done marker."""
+  name = f"labels={labels}/seed={seed}"
+  workdir = root / name
+  workdir.mkdir(parents=True)
+  (workdir / "sweep_run.json").write_text(json.dumps({"settings": {":labels": labels}}))
+  stages = {"pretrain": {"data": {"num_train": 512, "subset": 200000, "num_labels": -1},
+                         "init_from": {"stage": ""}},
+            "segment": {"data": {"num_train": labels, "num_labels": -1},
+                        "init_from": {"stage": "pretrain"}},
+            "segment_scratch": {"data": {"num_train": labels, "num_labels": -1},
+                                "init_from": {"stage": ""}}}
+  (workdir / "config.json").write_text(json.dumps({"seed": seed, "stages": stages}))
+  rows = [{"stage": "pretrain", "split": "eval", "epoch": 1, "step": 1, "seed": seed,
+           "loss": 0.5}]
+  for stage, base in (("segment", 0.5), ("segment_scratch", 0.3)):
+    for epoch in (1, 2):
+      rows.append({"stage": stage, "split": "train", "epoch": epoch, "step": epoch,
+                   "seed": seed, "loss": 1.0})
+      if evals:
+        miou = base + labels / 1000 + seed / 100 - (2 - epoch) / 10
+        rows.append({"stage": stage, "split": "eval", "epoch": epoch, "step": epoch,
+                     "seed": seed, "loss": 1.0, "miou": miou, "pixel_acc": 0.9})
+  text = "".join(json.dumps(r) + "\n" for r in rows)
+  (workdir / "metrics.jsonl").write_text(text + ('{"stage": "segm' if truncated else ""))
+  if done:
+    (workdir / "sweep_done.json").write_text(json.dumps({"fingerprint": name}))
+  return {"name": name, "fingerprint": name}
+
+
+def test_report_groups_sweep_settings_over_seeds_on_a_partial_sweep(tmp_path, monkeypatch):
+  root = tmp_path / "sweep"
+  runs = [_sweep_run(root, 16, 0), _sweep_run(root, 16, 1, truncated=True),
+          _sweep_run(root, 64, 0), _sweep_run(root, 64, 1, evals=False, done=False),
+          {"name": "labels=64/seed=2", "fingerprint": "x"}]  # Never started.
+  (root / "sweep.json").write_text(json.dumps({"runs": runs}))
+  drawn = {}
+  real = report.plots.metric_vs_x
+  def spy(series, xlabel, ylabel, path, title=None):
+    drawn[path.rsplit("/", 1)[-1]] = series
+    return real(series, xlabel, ylabel, path, title)
+  monkeypatch.setattr(report.plots, "metric_vs_x", spy)
+  md, paths = report.report(str(root), ["miou", "pixel_acc", "f1/curve1"])
+  assert "| stage=segment, :labels=16 | 2 | 0.521 ± 0.007 (CI ±0.064) | 0.900 ± 0.000" in md
+  assert "| stage=segment, :labels=64 | 1 | 0.564 ± 0.000 (CI ±nan) |" in md
+  assert "| stage=segment_scratch, :labels=16 | 2 | 0.321" in md
+  assert "pretrain" not in md.split("\n\n")[0] and "f1/curve1" not in md
+  assert "5 runs, 3 finished, 1 started but not finished, 1 without results" in md
+  assert "- not finished: labels=64/seed=1" in md and "- no results: labels=64/seed=2" in md
+  rows = list(csv.DictReader(open(root / "report.csv")))
+  assert rows[0]["stage"] == "segment" and rows[0][":labels"] == "16"
+  np.testing.assert_allclose(float(rows[0]["miou_mean"]), 0.521)
+  # The main figure: x = labelled examples, a line per stage and its pretraining.
+  lines = drawn["miou_vs_labels.png"]
+  assert list(lines) == ["segment, init: pretrain 512", "segment_scratch, init: from scratch"]
+  assert [p[0] for p in lines["segment, init: pretrain 512"]] == [16, 64]
+  np.testing.assert_allclose([p[1] for p in lines["segment_scratch, init: from scratch"]],
+                             [0.321, 0.364])
+  # Convergence: mean eval mIoU per epoch for each group.
+  curve = drawn["convergence.png"]["stage=segment, :labels=16"]
+  np.testing.assert_allclose([(e, m) for e, m, *_ in curve], [(1, 0.421), (2, 0.521)])
+  assert sorted(p.rsplit("/", 1)[-1] for p in paths) == ["convergence.png", "miou_vs_labels.png"]

@@ -114,3 +114,20 @@ def test_pretrain_then_warm_and_cold_finetune_end_to_end(tmp_path):
   rows = metrics.read_jsonl(tmp_path / "metrics.jsonl")
   assert {r["stage"] for r in rows} == {"pretrain", "finetune_warm", "finetune_cold"}
   assert (tmp_path / "convergence.png").exists()
+
+
+def test_budget_study_draws_nested_label_sets_per_seed_from_a_pool():
+  from configs import welllog_budget
+  cfg = welllog_budget.get_config("budgets=2/4,seeds=2,pool=40,variant=tiny,scale=0.05")
+  picked = {}
+  for name in ("finetune_warm_b2_s0", "finetune_warm_b4_s0", "finetune_cold_b4_s0",
+               "finetune_warm_b4_s1"):
+    st = cfg.stages[name]
+    st.data.height, st.data.min_width, st.data.max_width = 32, 64, 160
+    assert (st.data.num_train, st.data.num_labels) == (40, st.tags.budget)
+    logs = sources.build_source(st, "train")
+    assert len(logs) == st.tags.budget
+    picked[name] = {logs[i]["image"].tobytes() for i in range(len(logs))}
+  assert picked["finetune_warm_b2_s0"] < picked["finetune_warm_b4_s0"]  # budgets nest
+  assert picked["finetune_warm_b4_s0"] == picked["finetune_cold_b4_s0"]  # arms share labels
+  assert picked["finetune_warm_b4_s0"] != picked["finetune_warm_b4_s1"]  # seeds differ

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 IMAGENET_MEAN = jnp.array([0.485, 0.456, 0.406])
 IMAGENET_STD = jnp.array([0.229, 0.224, 0.225])
+LUMA = jnp.array([0.299, 0.587, 0.114])
 
 
 def normalize(images_u8):
@@ -29,12 +30,14 @@ def color_jitter(key, images, *, brightness=0.4, contrast=0.4, saturation=0.4):
   kb, kc, ks = jax.random.split(key, 3)
   shape = (images.shape[0], 1, 1, 1)
   factor = lambda k, s: jax.random.uniform(k, shape, minval=1 - s, maxval=1 + s)
-  x = images * factor(kb, brightness)
-  mean = x.mean(axis=(1, 2, 3), keepdims=True)
-  x = (x - mean) * factor(kc, contrast) + mean
-  gray = x.mean(axis=-1, keepdims=True)
-  x = (x - gray) * factor(ks, saturation) + gray
-  return jnp.clip(x, 0.0, 1.0)
+  # As torchvision's ColorJitter (the study's): blends toward black, the image's mean grey and
+  # its own greyscale (ITU-R 601 luma, not the channel mean), clipped after each step.
+  luma = lambda x: (x * LUMA).sum(axis=-1, keepdims=True)
+  x = jnp.clip(images * factor(kb, brightness), 0.0, 1.0)
+  mean = luma(x).mean(axis=(1, 2, 3), keepdims=True)
+  x = jnp.clip((x - mean) * factor(kc, contrast) + mean, 0.0, 1.0)
+  gray = luma(x)
+  return jnp.clip((x - gray) * factor(ks, saturation) + gray, 0.0, 1.0)
 
 
 def random_resized_crop(key, images, *masks, scale=(0.67, 1.0), ratio=(3 / 4, 4 / 3)):
@@ -52,20 +55,36 @@ def random_resized_crop(key, images, *masks, scale=(0.67, 1.0), ratio=(3 / 4, 4 
   y0 = jax.random.uniform(ky, (b,)) * (h - ch)
   x0 = jax.random.uniform(kx, (b,)) * (w - cw)
 
-  def sample(x, y0, x0, ch, cw, order):
-    # Output pixel centres mapped into the crop box, then sampled from the source image.
-    ys = y0 + (jnp.arange(h) + 0.5) * ch / h - 0.5
-    xs = x0 + (jnp.arange(w) + 0.5) * cw / w - 0.5
-    yy, xx = jnp.meshgrid(ys, xs, indexing="ij")
-    resample = lambda c: jax.scipy.ndimage.map_coordinates(c, [yy, xx], order=order, mode="nearest")
-    if x.ndim == 2:
-      return resample(x)
-    return jnp.stack([resample(x[..., i]) for i in range(x.shape[-1])], axis=-1)
+  # The box is axis-aligned, so resampling is separable: bilinear is two small matmuls per
+  # image (rows then columns, weights from the box), and nearest neighbour is an index gather.
+  # Both map output pixel centres into the box and clamp at the border, as torchvision does.
+  def coords(start, length, n):
+    return jnp.clip(start[:, None] + (jnp.arange(n) + 0.5) * length[:, None] / n - 0.5, 0, n - 1)
 
-  out = jax.vmap(lambda x, *box: sample(x, *box, 1))(images, y0, x0, ch, cw)
-  warped_masks = [jax.vmap(lambda m, *box: sample(m.astype(jnp.float32), *box, 0))(
-      m, y0, x0, ch, cw).astype(m.dtype) for m in masks]
-  return (out, *warped_masks)
+  cy, cx = coords(y0, ch, h), coords(x0, cw, w)  # [B, H], [B, W] source coordinates.
+
+  def bilinear_weights(c, n):
+    lo = jnp.floor(c)
+    frac = (c - lo)[..., None]
+    lo = lo.astype(jnp.int32)
+    hi = jnp.minimum(lo + 1, n - 1)
+    return jax.nn.one_hot(lo, n) * (1 - frac) + jax.nn.one_hot(hi, n) * frac  # [B, out, in]
+
+  wy, wx = bilinear_weights(cy, h), bilinear_weights(cx, w)
+  out = jnp.einsum("byY,bYXc,bxX->byxc", wy, images.astype(jnp.float32), wx,
+                   precision=jax.lax.Precision.HIGHEST)
+  iy, ix = jnp.round(cy).astype(jnp.int32), jnp.round(cx).astype(jnp.int32)
+  gather = jax.vmap(lambda m, r, c: m[r[:, None], c[None, :]])
+  return (out.astype(images.dtype), *[gather(m, iy, ix) for m in masks])
+
+
+def crop_flip(key, images, *masks, scale=(0.67, 1.0)):
+  """Random resized crop then left-right flip, masks alongside; scale (1, 1) skips the crop."""
+  k_crop, k_flip = jax.random.split(key)
+  out = (images, *masks)
+  if tuple(scale) != (1.0, 1.0):
+    out = random_resized_crop(k_crop, *out, scale=tuple(scale))
+  return flip_lr(k_flip, *out)
 
 
 def mixup(key, images, targets, alpha):

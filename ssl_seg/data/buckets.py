@@ -112,10 +112,13 @@ def padding_waste(widths, bucket_widths):
 
 
 def batch_sizes_for(bucket_widths, *, base_batch_size=None, pixels_per_batch=None, multiple_of=1,
-                    max_batch_size=None):
+                    max_batch_size=None, counts=None):
   """Per-bucket batch sizes, batch size x bucket width about constant (floored, >= multiple_of)."""
   # base_batch_size is the widest bucket's batch size; pixels_per_batch is batch size x bucket
   # width (the height is fixed, so it is pixels per batch row). Give exactly one.
+  # counts (examples per bucket), when given, shrinks each size to the smallest that still needs
+  # the same number of batches per epoch: 5 logs at size 4 become 2 batches of 3, not of 4 with 3
+  # empty rows; a bucket of 2 logs gets batches of 2, not of 8.
   bw = _as_bucket_widths(bucket_widths)
   if (base_batch_size is None) == (pixels_per_batch is None):
     raise ValueError("give exactly one of base_batch_size and pixels_per_batch")
@@ -129,7 +132,14 @@ def batch_sizes_for(bucket_widths, *, base_batch_size=None, pixels_per_batch=Non
   sizes = pixels_per_batch // bw // multiple_of * multiple_of
   if max_batch_size is not None:
     sizes = np.minimum(sizes, max_batch_size // multiple_of * multiple_of)
-  return tuple(int(s) for s in np.maximum(sizes, multiple_of))
+  sizes = np.maximum(sizes, multiple_of)
+  if counts is not None:
+    n = np.asarray(counts, np.int64)
+    if n.shape != sizes.shape:
+      raise ValueError(f"need one count per bucket, got {len(n)} for {len(sizes)} buckets")
+    num_batches = np.maximum(-(-n // sizes), 1)
+    sizes = np.minimum(sizes, _round_up(np.maximum(-(-n // num_batches), 1), multiple_of))
+  return tuple(int(s) for s in sizes)
 
 
 def _batch_counts(bucket_sizes, batch_sizes, drop_remainder, group_size):
@@ -143,7 +153,8 @@ def _batch_counts(bucket_sizes, batch_sizes, drop_remainder, group_size):
   return counts
 
 
-def _batches(bucket_ids, batch_sizes, *, seed, epoch, shuffle, drop_remainder, group_size):
+def _batches(bucket_ids, batch_sizes, *, seed, epoch, shuffle, drop_remainder, group_size,
+             fill_remainder=False):
   """The global batch list of one epoch from precomputed bucket ids."""
   rng = np.random.default_rng([seed, epoch])
   members_by_bucket = [np.flatnonzero(bucket_ids == b) for b in range(len(batch_sizes))]
@@ -153,9 +164,13 @@ def _batches(bucket_ids, batch_sizes, *, seed, epoch, shuffle, drop_remainder, g
   for b, (members, bs, n_batches) in enumerate(zip(members_by_bucket, batch_sizes, counts)):
     if shuffle:
       members = rng.permutation(members)
-    rows = np.full(n_batches * bs, -1, np.int64)
-    kept = min(len(members), rows.size)
-    rows[:kept] = members[:kept]
+    if fill_remainder and len(members):
+      # Wrap around: the bucket's own examples, in this epoch's order, fill the last batch.
+      rows = np.resize(members, n_batches * bs).astype(np.int64)
+    else:
+      rows = np.full(n_batches * bs, -1, np.int64)
+      kept = min(len(members), rows.size)
+      rows[:kept] = members[:kept]
     rows.flags.writeable = False
     batches = rows.reshape(n_batches, bs)
     for g in range(0, n_batches, group_size):
@@ -166,21 +181,26 @@ def _batches(bucket_ids, batch_sizes, *, seed, epoch, shuffle, drop_remainder, g
 
 
 def make_batches(widths, bucket_widths, batch_sizes, *, seed, epoch, shuffle=True,
-                 drop_remainder=True, group_size=1):
+                 drop_remainder=True, group_size=1, fill_remainder=False):
   """One epoch's batches as (bucket_id, indices) pairs; index -1 marks a padding row."""
   # Examples are shuffled within each bucket and batches across buckets, both from (seed, epoch).
   # drop_remainder drops incomplete batches (each example at most once); otherwise the last batch
-  # of a bucket is padded with -1 (each example exactly once). Batches come in runs of group_size
-  # from one bucket (see the module docstring), completed with all-padding batches when not
-  # dropping.
+  # of a bucket is padded with -1 (each example exactly once), or with fill_remainder completed
+  # by wrapping around to the bucket's first examples of the epoch (each example at least once,
+  # no empty rows: what training wants, since empty rows cost as much as real ones). Batches come
+  # in runs of group_size from one bucket (see the module docstring), completed with all-padding
+  # (or wrapped-around) batches when not dropping.
   if group_size < 1:
     raise ValueError(f"group_size must be >= 1, got {group_size}")
+  if drop_remainder and fill_remainder:
+    raise ValueError("drop_remainder and fill_remainder exclude each other")
   bucket_ids = assign_buckets(widths, bucket_widths)
   if len(batch_sizes) != len(bucket_widths) or min(batch_sizes) < 1:
     raise ValueError(f"need one batch size >= 1 per bucket, got {batch_sizes} for "
                      f"{len(bucket_widths)} buckets")
   return _batches(bucket_ids, tuple(batch_sizes), seed=seed, epoch=epoch, shuffle=shuffle,
-                  drop_remainder=drop_remainder, group_size=group_size)
+                  drop_remainder=drop_remainder, group_size=group_size,
+                  fill_remainder=fill_remainder)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -194,6 +214,7 @@ class BucketPlan:
   shuffle: bool = True
   drop_remainder: bool = True
   shard_count: int = 1
+  fill_remainder: bool = False  # See `make_batches`: wrap around instead of empty rows.
 
   def __post_init__(self):
     widths = _as_widths(self.widths).copy()
@@ -205,6 +226,8 @@ class BucketPlan:
                        f"{len(bucket_widths)} buckets")
     if self.shard_count < 1:
       raise ValueError(f"shard_count must be >= 1, got {self.shard_count}")
+    if self.drop_remainder and self.fill_remainder:
+      raise ValueError("drop_remainder and fill_remainder exclude each other")
     bucket_ids = assign_buckets(widths, bucket_widths)
     bucket_ids.flags.writeable = False
     counts = _batch_counts(np.bincount(bucket_ids, minlength=len(bucket_widths)), batch_sizes,
@@ -219,9 +242,11 @@ class BucketPlan:
                   max_buckets=6, multiple_of=1, max_batch_size=None, **kwargs):
     """A plan with DP-chosen buckets and constant-pixel batch sizes; kwargs go to the class."""
     bucket_widths = bucket_widths_for(widths, multiple=multiple, max_buckets=max_buckets)
+    counts = np.bincount(assign_buckets(widths, bucket_widths), minlength=len(bucket_widths))
     batch_sizes = batch_sizes_for(bucket_widths, base_batch_size=base_batch_size,
                                   pixels_per_batch=pixels_per_batch, multiple_of=multiple_of,
-                                  max_batch_size=max_batch_size)
+                                  max_batch_size=max_batch_size,
+                                  counts=-(-counts // kwargs.get("shard_count", 1)))
     return cls(widths, bucket_widths, batch_sizes, **kwargs)
 
   @property
@@ -234,7 +259,7 @@ class BucketPlan:
     if batches is None:
       batches = _batches(self.bucket_ids, self.batch_sizes, seed=self.seed, epoch=epoch,
                          shuffle=self.shuffle, drop_remainder=self.drop_remainder,
-                         group_size=self.shard_count)
+                         group_size=self.shard_count, fill_remainder=self.fill_remainder)
       # A loader touches one or two epochs at a time; clear() keeps the cache small and,
       # unlike evicting single keys, cannot race between prefetch threads.
       if len(self._cache) >= 4:

@@ -9,6 +9,7 @@ Eval data sets see every example once; the last batch is padded and carries `_va
 import functools
 
 import grain
+import jax
 import numpy as np
 
 
@@ -56,12 +57,30 @@ class EpochSampler:
     return self._permutation(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
 
 
-def train_dataset(source, batch_size, seed, num_epochs):
-  """(MapDataset of training batches over all epochs, steps per epoch)."""
+def read(source, indices):
+  """Examples at `indices`; one batched read when the source offers it (array_record caches)."""
+  if hasattr(source, "__getitems__"):
+    return source.__getitems__([int(i) for i in indices])
+  return [source[int(i)] for i in indices]
+
+
+def train_dataset(source, batch_size, seed, num_epochs, *, process_index=None,
+                  process_count=None):
+  """(MapDataset of training batches over all epochs, steps per epoch).
+
+  `batch_size` is global: every process draws the same permutation and loads its own
+  contiguous slice of each step's batch (defaults: jax.process_index() / process_count()).
+  """
+  pi = jax.process_index() if process_index is None else process_index
+  pc = jax.process_count() if process_count is None else process_count
+  if batch_size % pc:
+    raise ValueError(f"batch_size {batch_size} does not split over {pc} processes; use a "
+                     f"multiple of {pc}")
+  local = batch_size // pc
   sampler = EpochSampler(len(source), batch_size, seed)
   total = sampler.steps_per_epoch * num_epochs
   ds = grain.MapDataset.range(total).map(
-      lambda step: collate([source[int(i)] for i in sampler.indices(step)]))
+      lambda step: collate(read(source, sampler.indices(step)[pi * local:(pi + 1) * local])))
   return ds, sampler.steps_per_epoch
 
 
@@ -75,7 +94,7 @@ def eval_dataset(source, batch_size):
   def load(b):
     idx = np.arange(b * batch_size, (b + 1) * batch_size)
     valid = idx < n
-    batch = collate([source[int(i)] for i in np.where(valid, idx, n - 1)])
+    batch = collate(read(source, np.where(valid, idx, n - 1)))
     batch["_valid"] = valid
     return batch
 

@@ -10,14 +10,16 @@ import grain
 import numpy as np
 from tqdm import tqdm
 
-from ssl_seg.data import buckets, pipeline, synthetic, welllogs
+from ssl_seg.data import buckets, natural, pipeline, synthetic, welllogs
 
-# Loaders of the real data sets of the study (ImageNet subsets, Intel scenes, Oxford-IIIT Pet).
+# The real data sets of the study (natural.py): ImageNet subsets, Intel scenes, Oxford-IIIT Pet.
 REAL_DATASETS = ("imagenet_subset", "intel_scenes", "oxford_iiit_pet", "image_folder")
 # Which arrays each task reads from an example.
 TASK_KEYS = {"mim": ("image",), "classify": ("image", "label"), "segment": ("image", "seg"),
              "denoise": ("image",), "curve_segment": ("image", "seg")}
 WELLLOG_DATASETS = ("welllog_synthetic",)
+# CurveNet's total downsampling: a log narrower than this has no bottleneck column.
+STRIDE = 32
 
 
 @dataclasses.dataclass
@@ -41,8 +43,12 @@ def _split_seed(data, split):
   return int(np.random.SeedSequence([data.seed, split == "eval"]).generate_state(1)[0])
 
 
-def _welllogs(data, split, keys):
-  """Rendered scans (list of dicts, variable widths); LAS files give the curves if listed."""
+def _welllogs(data, split, keys, subset=None):
+  """Rendered scans (list of dicts, variable widths); LAS files give the curves if listed.
+
+  `subset` (sorted indices into the split's num_train / num_eval logs) renders only those: a
+  label budget drawn from a large pool costs only the logs it uses.
+  """
   n = data.num_train if split == "train" else data.num_eval
   if n <= 0:
     raise ValueError(f"data.num_{split} must be > 0 for {data.name}, got {n}")
@@ -50,9 +56,11 @@ def _welllogs(data, split, keys):
   kw = dict(height=data.height, min_width=data.min_width, max_width=data.max_width)
   if las:
     examples = welllogs.render_dataset(seed, n, labeled=True, las_paths=las, **kw)
+    examples = examples if subset is None else [examples[i] for i in subset]
   else:
-    examples = [dict(zip(("image", "seg"), welllogs.render_example(seed, i, **kw)))
-                for i in tqdm(range(n), desc=f"rendering {split} logs", leave=False)]
+    indices = range(n) if subset is None else subset
+    examples = [dict(zip(("image", "seg"), welllogs.render_example(seed, int(i), **kw)))
+                for i in tqdm(indices, desc=f"rendering {split} logs", leave=False)]
   return [{k: e[k] for k in keys} for e in examples]
 
 
@@ -63,10 +71,12 @@ def build_source(stage, split):
   if data.name == "synthetic_shapes":
     source = _synthetic_shapes(data, split, keys)
   elif data.name in WELLLOG_DATASETS:
-    source = _welllogs(data, split, keys)
+    subset = (label_indices(data.num_train, data.num_labels, stage.seed)
+              if split == "train" and data.num_labels > 0 else None)
+    return _welllogs(data, split, keys, subset)
   elif data.name in REAL_DATASETS:
-    raise ValueError(f"data set {data.name!r} has no loader in this version yet; run the same "
-                     "schedule offline with the config argument data=synthetic")
+    # Splits and label subsets of the real data sets are fixed by data.seed (natural.py).
+    return natural.build_source(data, split, keys)
   else:
     raise ValueError(f"unknown data.name {data.name!r}; known: synthetic_shapes, "
                      f"{', '.join(WELLLOG_DATASETS + REAL_DATASETS)}")
@@ -75,46 +85,76 @@ def build_source(stage, split):
   return source
 
 
+def label_indices(n, num_labels, seed):
+  """The first `num_labels` of a seeded permutation of range(n), sorted: budgets nest (250
+  within 500 ...) for one seed, and differ between seeds."""
+  if num_labels > n:
+    raise ValueError(f"label subset of {num_labels} requested from {n} examples")
+  return np.sort(np.random.default_rng([seed, 0x1abe1]).permutation(n)[:num_labels])
+
+
 def label_subset(source, num_labels, seed):
-  """The first `num_labels` of a seeded permutation: budgets nest (250 within 500 ...)."""
-  if num_labels > len(source):
-    raise ValueError(f"label subset of {num_labels} requested from {len(source)} examples")
-  order = np.sort(np.random.default_rng([seed, 0x1abe1]).permutation(len(source))[:num_labels])
+  """`source` restricted to `label_indices(len(source), num_labels, seed)`."""
+  order = label_indices(len(source), num_labels, seed)
   if isinstance(source, list):
     return [source[i] for i in order]
   return source.subset(order)
 
 
-def stage_data(stage) -> StageData:
+def stage_data(stage, *, devices_per_process=1, process_index=0, process_count=1) -> StageData:
+  """Train and eval data of a stage; batch sizes in the config are global (all processes)."""
   if stage.data.name in WELLLOG_DATASETS:
-    return _bucketed_stage_data(stage)
+    return _bucketed_stage_data(stage, devices_per_process, process_index, process_count)
   train, steps = pipeline.train_dataset(build_source(stage, "train"), stage.batch_size,
-                                        stage.seed, stage.epochs)
+                                        stage.seed, stage.epochs, process_index=process_index,
+                                        process_count=process_count)
   eval_ds = pipeline.eval_dataset(build_source(stage, "eval"), stage.eval_batch_size)
+  if process_count > 1:  # Each process feeds its own rows of every global eval batch.
+    rows = slice(process_index * stage.eval_batch_size // process_count,
+                 (process_index + 1) * stage.eval_batch_size // process_count)
+    eval_ds = eval_ds.map(lambda batch: {k: v[rows] for k, v in batch.items()})
   return StageData(train, steps, eval_ds)
 
 
-def _bucketed_stage_data(stage) -> StageData:
+def _bucketed_stage_data(stage, devices_per_process=1, process_index=0,
+                         process_count=1) -> StageData:
   """Variable-width logs: one bucket plan over train and eval widths, constant pixels/batch.
 
   `batch_size` is the batch of the widest bucket; narrower buckets get proportionally more
   logs (capped at `data.max_batch_size`), so every step holds about the same pixel count and
   XLA compiles once per bucket shape (at most `data.num_buckets` train and eval programs).
+  Several devices: every bucket's batch size is a multiple of this process's device count, so
+  each batch splits evenly; several processes: each loads every `process_count`-th batch.
   """
   data = stage.data
   train_src, eval_src = build_source(stage, "train"), build_source(stage, "eval")
   train_w, eval_w = buckets.source_widths(train_src), buckets.source_widths(eval_src)
+  for split, w in (("train", train_w), ("eval", eval_w)):
+    narrow = np.flatnonzero(w < STRIDE)
+    if narrow.size:
+      i = int(narrow[0])
+      raise ValueError(f"{split} log {i} is {w[i]} px wide, narrower than the network's stride "
+                       f"({STRIDE} px; {narrow.size} such log(s)); drop it or pad it to >= "
+                       f"{STRIDE} px")
+  shards = dict(multiple_of=devices_per_process, max_batch_size=data.max_batch_size or None)
   bucket_widths = buckets.bucket_widths_for(np.concatenate([train_w, eval_w]), multiple=32,
                                             max_buckets=data.num_buckets)
-  batch_sizes = buckets.batch_sizes_for(bucket_widths, base_batch_size=stage.batch_size,
-                                        max_batch_size=data.max_batch_size or None)
-  # Partial batches are kept, their empty rows marked _valid False: with a dozen labelled logs
-  # spread over a few buckets, dropping remainders would drop most of the labels.
+  count = lambda w: np.bincount(buckets.assign_buckets(w, bucket_widths),
+                                minlength=len(bucket_widths))
+  batch_sizes = buckets.batch_sizes_for(bucket_widths,
+                                        base_batch_size=stage.batch_size // process_count,
+                                        counts=-(-count(train_w) // process_count), **shards)
+  # Partial batches are kept and filled by wrapping around within the bucket: with a dozen
+  # labelled logs spread over a few buckets, dropping remainders would drop most of the labels,
+  # and empty rows would cost as much compute as real ones.
   plan = buckets.BucketPlan(train_w, bucket_widths, batch_sizes, seed=stage.seed,
-                            drop_remainder=False)
-  train = buckets.plan_dataset(train_src, plan, num_epochs=stage.epochs)
-  eval_sizes = buckets.batch_sizes_for(bucket_widths, base_batch_size=stage.eval_batch_size,
-                                       max_batch_size=data.max_batch_size or None)
+                            drop_remainder=False, fill_remainder=True, shard_count=process_count)
+  train = buckets.plan_dataset(train_src, plan, num_epochs=stage.epochs,
+                               shard_index=process_index)
+  eval_sizes = buckets.batch_sizes_for(bucket_widths,
+                                       base_batch_size=stage.eval_batch_size // process_count,
+                                       counts=-(-count(eval_w) // process_count), **shards)
   eval_ds = buckets.bucketed_eval_dataset(eval_src, eval_w, bucket_widths=bucket_widths,
-                                          batch_sizes=eval_sizes)
+                                          batch_sizes=eval_sizes, shard_index=process_index,
+                                          shard_count=process_count)
   return StageData(train, plan.batches_per_shard, eval_ds)

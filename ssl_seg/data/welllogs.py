@@ -435,6 +435,20 @@ def _draw_layout(rng, style, bg, boxes, text_row, x0, curve_labels):
 def render_log(seed_or_rng, *, height: int, width: int, curves: np.ndarray | None = None,
                style: RenderStyle = RenderStyle()) -> tuple[np.ndarray, np.ndarray]:
   """Renders one scanned log: (image uint8 [H, W], mask uint8 [H, W] in {0, 1, 2})."""
+  image, mask, _ = render_log_with_layout(seed_or_rng, height=height, width=width,
+                                          curves=curves, style=style)
+  return image, mask
+
+
+def render_log_with_layout(seed_or_rng, *, height: int, width: int,
+                           curves: np.ndarray | None = None, style: RenderStyle = RenderStyle()):
+  """`render_log` plus where each curve went: (image, mask, layout).
+
+  layout: "curves" [C, W] the drawn curves in track units (NaN = no ink, header columns
+  included), "classes" [C] their mask ids, and "value_rows" [C] (row of value 1, row of value
+  0): the interior track rows the curve's ink is centred on. Skew (`style.p_skew`) moves ink
+  by up to `style.skew_max_shift_px` after this, so use p_skew=0 where exact rows matter.
+  """
   # `curves` is [2, W] (curve1, curve2) or [4, W] (curve1, curve2 of track 1, then of track 2)
   # in track units, NaN = no ink; None draws synthetic ones. With [2, W] curves and two tracks,
   # curve1 and curve2 go to different tracks. Columns under a header block get no ink.
@@ -499,7 +513,10 @@ def render_log(seed_or_rng, *, height: int, width: int, curves: np.ndarray | Non
   img *= np.subtract(1.0, ink, out=ink)
   img *= 255.0
   image = np.clip(np.rint(img, out=img), 0, 255, out=img).astype(np.uint8)
-  return _degrade(rng, style, image, mask, tone)
+  image, mask = _degrade(rng, style, image, mask, tone)
+  layout = {"curves": curves, "classes": np.array([cls for _, cls in placement]),
+            "value_rows": np.array([(boxes[t][0] + 1, boxes[t][1] - 1) for t, _ in placement])}
+  return image, mask, layout
 
 
 def _degrade(rng, style, image, mask, tone):

@@ -17,7 +17,8 @@ class SimMIM(nnx.Module):
     size = encoder.size
     self.encoder = encoder
     self.mask_token = nnx.Param(jnp.zeros((size.dim,)))
-    self.decoder = nnx.Linear(size.dim, size.patch_size**2 * size.channels, rngs=rngs)
+    self.decoder = nnx.Linear(size.dim, size.patch_size**2 * size.channels,
+                              dtype=encoder.dtype, rngs=rngs)
 
   def __call__(self, images, mask, *, train=False, key=None):
     """Returns predicted patch pixels [B, N, p*p*C] for images [B, H, W, C], mask [B, N]."""
@@ -31,7 +32,8 @@ class Classifier(nnx.Module):
 
   def __init__(self, encoder, num_classes, *, dropout_rate=0.0, rngs: nnx.Rngs):
     self.encoder, self.dropout_rate = encoder, dropout_rate
-    self.head = nnx.Linear(encoder.size.dim, num_classes, kernel_init=zeros, rngs=rngs)
+    self.head = nnx.Linear(encoder.size.dim, num_classes, kernel_init=zeros,
+                           dtype=encoder.dtype, rngs=rngs)
 
   def __call__(self, images, *, train=False, key=None):
     k_enc, k_head = layers.split_key(key, 2)
@@ -47,7 +49,7 @@ class LinearSegmenter(nnx.Module):
     size = encoder.size
     self.encoder, self.num_classes = encoder, num_classes
     self.head = nnx.Linear(size.dim, size.patch_size**2 * num_classes, kernel_init=zeros,
-                           rngs=rngs)
+                           dtype=encoder.dtype, rngs=rngs)
 
   def __call__(self, images, *, train=False, key=None):
     """Returns per-pixel logits [B, H, W, K]."""

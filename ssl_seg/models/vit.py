@@ -53,6 +53,8 @@ class ViTEncoder(nnx.Module):
       raise ValueError(f"img_size {size.img_size} is not a multiple of patch_size "
                        f"{size.patch_size}")
     self.size, self.dropout_rate = size, dropout_rate
+    # Compute dtype (params stay float32); heads built on this encoder follow it.
+    self.dtype = dtype
     self.grid = size.img_size // size.patch_size
     patch_dim = size.patch_size**2 * size.channels
     self.patch_norm = nnx.LayerNorm(patch_dim, dtype=dtype, rngs=rngs)

@@ -17,11 +17,11 @@ def make_task(stage):
                             dropout_rate=stage.model.dropout, rngs=rngs)
 
   def loss_fn(model, batch, key, train):
-    k_flip, k_color, k_mix, k_model = jax.random.split(key, 4)
+    k_geo, k_color, k_mix, k_model = jax.random.split(key, 4)
     images = batch["image"].astype(jnp.float32) / 255.0
     targets = jax.nn.one_hot(batch["label"], num_classes)
     if train and stage.augment.enabled:
-      (images,) = augment.flip_lr(k_flip, images)
+      (images,) = augment.crop_flip(k_geo, images, scale=stage.augment.scale)
       j = stage.augment.jitter
       images = augment.color_jitter(k_color, images, brightness=j, contrast=j, saturation=j)
     if train and stage.augment.mixup_alpha > 0:

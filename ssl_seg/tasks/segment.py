@@ -52,11 +52,12 @@ def make_task(stage):
     return heads.LinearSegmenter(models.build_vit_encoder(stage.model, rngs), num_classes, rngs=rngs)
 
   def loss_fn(model, batch, key, train):
-    k_flip, k_color, k_model = jax.random.split(key, 3)
+    k_geo, k_color, k_model = jax.random.split(key, 3)
     images = batch["image"].astype(jnp.float32) / 255.0
     labels = batch["seg"].astype(jnp.int32)
     if train and stage.augment.enabled:
-      images, labels = augment.flip_lr(k_flip, images, labels)
+      # Crop and flip move the trimap with the image (nearest neighbour), so labels stay exact.
+      images, labels = augment.crop_flip(k_geo, images, labels, scale=stage.augment.scale)
       j = stage.augment.jitter
       images = augment.color_jitter(k_color, images, brightness=j, contrast=j, saturation=j)
     images = (images - augment.IMAGENET_MEAN) / augment.IMAGENET_STD

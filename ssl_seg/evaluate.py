@@ -1,0 +1,196 @@
+r"""Score a curve segmenter on scans with known masks, and its digitized curves on known values.
+
+  python -m ssl_seg.evaluate --checkpoint=runs/demo/finetune_warm --images=DIR --masks=DIR \
+      [--out=FILE.json] [--las=DIR] [--depth-axis=auto|vertical|horizontal]
+
+Masks are PNGs of class ids matched to images by file stem (NAME.png or NAME_mask.png).
+Segmentation metrics come from one confusion matrix summed over all files (`ssl_seg.metrics`).
+With --las, a truth sidecar NAME.las per image (written by `ssl_seg.render_las`) gives the
+source values drawn in each pixel column and where each curve's scale sits; the curve extracted
+from the predicted mask (`ssl_seg.digitize`, within that curve's track rows) is converted to
+values and scored per log and curve:
+  r2        1 - SS_res / SS_tot over columns where both exist, in the scale's units (log10 of
+            the value on a log scale), averaged over logs;
+  coverage  the share of inked truth columns where a curve was extracted;
+  mae_track the mean absolute error in track widths (0.01 = 1 % of the track).
+The same numbers from the true masks (`*_truth_mask`) show what extraction alone loses.
+"""
+
+import json
+import os
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags, logging
+from tqdm import tqdm
+
+from ssl_seg import checkpoint, digitize, inference, metrics, render_las, scan_io
+
+
+def find_mask(masks_dir, name):
+  for candidate in (f"{name}_mask.png", f"{name}.png"):
+    path = os.path.join(masks_dir, candidate)
+    if os.path.isfile(path):
+      return path
+  raise FileNotFoundError(f"no mask for {name} in {masks_dir} (expected {name}_mask.png or "
+                          f"{name}.png)")
+
+
+def curve_scores(mask, truth, max_gap=8):
+  """{curve k: {"r2", "coverage", "mae_track"}} of the curves in `mask` against a sidecar."""
+  out = {}
+  for k, values in truth.values.items():
+    top, bottom = truth.rows[k]
+    if values.shape[0] != mask.shape[1] or not 0 <= top < bottom < mask.shape[0]:
+      raise ValueError(f"truth has {values.shape[0]} columns and rows {top}..{bottom} but the "
+                       f"mask is {mask.shape[0]} x {mask.shape[1]}")
+    scale = truth.scales[k]
+    tr = digitize.trace(mask, k, top=top, bottom=bottom, max_gap=max_gap)
+    truth_axis = scale.axis(values)
+    pred_axis = scale.axis(scale.values(tr.frac))
+    inked = np.isfinite(truth_axis)
+    both = inked & np.isfinite(pred_axis)
+    lo, hi = scale.axis([scale.left, scale.right])
+    out[k] = {"r2": digitize.r2(truth_axis, pred_axis),
+              "coverage": float(both.sum() / max(inked.sum(), 1)),
+              "mae_track": float(np.mean(np.abs(pred_axis[both] - truth_axis[both]))
+                                 / abs(hi - lo)) if both.any() else float("nan")}
+  return out
+
+
+def _confusion(truth, pred, k):
+  return np.asarray(metrics.confusion_matrix(jnp.asarray(truth), jnp.asarray(pred),
+                                             jnp.ones(truth.shape, jnp.int32), k))
+
+
+def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", max_gap=8,
+                   log=None):
+  """(summary dict, per-file list, failed [(path, message)]) over the image files."""
+  log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+  k = len(seg.class_names)
+  total = np.zeros((k, k), np.int64)
+  per_file, failed = [], []
+  for path in tqdm(images, desc="evaluating", unit="file", dynamic_ncols=True):
+    name = scan_io.stem(path)
+    try:
+      image = scan_io.read_image(path)
+      truth = scan_io.read_mask(find_mask(masks_dir, name), k)
+      if truth.shape != image.shape:
+        raise ValueError(f"mask is {truth.shape[0]} x {truth.shape[1]} but the image is "
+                         f"{image.shape[0]} x {image.shape[1]}")
+      sidecar = None
+      if las_dir:
+        sidecar = render_las.read_truth(os.path.join(las_dir, f"{name}.las"))
+      layout = inference.make_layout(image.shape, depth_axis)
+      pred = inference.segment_scan(seg, image, layout)
+      cm = _confusion(truth, pred, k)
+      row = {"file": os.path.basename(path), **metrics.from_confusion(cm, seg.class_names)}
+      if sidecar is not None:
+        for tag, m in (("", pred), ("_truth_mask", truth)):
+          for c, scores in curve_scores(m, sidecar, max_gap).items():
+            for key, v in scores.items():
+              row[f"{key}{tag}/{seg.class_names[c]}"] = v
+    except (ValueError, OSError) as e:
+      failed.append((path, str(e)))
+      log(f"error: {path}: {e} (skipped)")
+      continue
+    total += cm
+    per_file.append(row)
+  summary = {"files": len(per_file), "failed": len(failed)}
+  if per_file:
+    summary.update(metrics.from_confusion(total, seg.class_names))
+    curve_keys = sorted({key for r in per_file for key in r if key.split("/")[0] in
+                         {f"{m}{t}" for m in ("r2", "coverage", "mae_track")
+                          for t in ("", "_truth_mask")}})
+    for key in curve_keys:
+      vals = np.array([r.get(key, np.nan) for r in per_file], np.float64)
+      summary[key] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+      if key.startswith("r2"):
+        summary[f"n_{key}"] = int(np.isfinite(vals).sum())
+  return summary, per_file, failed
+
+
+def _json_safe(x):
+  """NaN (e.g. R^2 of a log where no curve was found) as null: strict JSON has no NaN."""
+  if isinstance(x, dict):
+    return {k: _json_safe(v) for k, v in x.items()}
+  if isinstance(x, list):
+    return [_json_safe(v) for v in x]
+  return None if isinstance(x, float) and not np.isfinite(x) else x
+
+
+def curve_table(summary, class_names):
+  cols = ["r2", "coverage", "mae_track", "r2_truth_mask", "mae_track_truth_mask"]
+  rows = [(c, {m: summary.get(f"{m}/{c}") for m in cols}) for c in class_names[1:]
+          if f"r2/{c}" in summary]
+  return metrics.format_table(rows, cols, title="digitized curves vs source values "
+                              "(mean over logs)") if rows else ""
+
+
+
+def _flag(name):
+  return flags.FLAGS[name].value
+
+
+def define_flags():
+  """The command's flags; defined only when run, so the CLI modules import side by side."""
+  flags.DEFINE_string("checkpoint", None, "Stage directory (or its checkpoints/).")
+  flags.DEFINE_string("images", None, "Folder (or file) of scans.")
+  flags.DEFINE_string("masks", None, "Folder of NAME[_mask].png class-id masks.")
+  flags.DEFINE_string("out", None, "Write the metrics here as JSON.")
+  flags.DEFINE_string("las", None, "Folder of NAME.las truth sidecars (render_las) "
+                      "for R^2 of the digitized curves.")
+  flags.DEFINE_enum("depth-axis", "auto", ["auto", "vertical", "horizontal"],
+                    "Where depth runs; auto: vertical when the image is taller than wide.")
+  flags.DEFINE_integer("max-gap", 8, "Bridge gaps up to this many px (0: never).")
+  flags.DEFINE_integer("window", 1024, "Window width in model pixels (multiple of 32).")
+  flags.DEFINE_integer("overlap", 128, "Overlap of neighbouring windows, px.")
+  flags.DEFINE_integer("batch-size", 4, "Windows per device batch.")
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  ckpt, masks, las_dir, out = (_flag(n) for n in ("checkpoint", "masks", "las", "out"))
+  try:
+    for name in ("checkpoint", "images", "masks"):
+      if not _flag(name):
+        raise ValueError(f"--{name} is required")
+    if not os.path.isdir(masks):
+      raise FileNotFoundError(f"--masks folder not found: {masks}")
+    if las_dir and not os.path.isdir(las_dir):
+      raise FileNotFoundError(f"--las folder not found: {las_dir}")
+    images = scan_io.list_images(_flag("images"))
+    if not images:
+      raise ValueError(f"no PNG, JPEG or TIFF files in {_flag('images')}")
+    seg = inference.load(ckpt, window=_flag("window"), overlap=_flag("overlap"),
+                         batch_size=_flag("batch-size"))
+  except (ValueError, FileNotFoundError, checkpoint.CheckpointMismatchError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  summary, per_file, failed = evaluate_files(seg, images, masks, las_dir=las_dir,
+                                             depth_axis=_flag("depth-axis"),
+                                             max_gap=_flag("max-gap"))
+  if per_file:
+    seg_keys = {k: v for k, v in summary.items()
+                if k in ("miou", "pixel_acc") or k.split("/")[0] in metrics.PER_CLASS}
+    print(metrics.summary_table(seg_keys, seg.class_names,
+                                title=f"{summary['files']} file(s), {ckpt}"))
+    table = curve_table(summary, seg.class_names)
+    if table:
+      print(table)
+  if out:
+    with open(out, "w") as f:
+      failed_rows = [{"file": p, "error": m} for p, m in failed]
+      json.dump(_json_safe({**summary, "failed_files": failed_rows, "per_file": per_file}), f,
+                indent=1)
+  if failed:
+    print(f"{len(failed)} file(s) failed: {', '.join(os.path.basename(p) for p, _ in failed)}",
+          file=sys.stderr)
+  sys.exit(1 if failed or not per_file else 0)
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)

@@ -1,0 +1,220 @@
+"""Inference for scans of any size: restore a curve segmenter, window it, map tracks back.
+
+The model's layout has depth along the width. A scan whose depth runs down the page is rotated
+so its left edge becomes the bottom, and results are rotated back; a track (a span across the
+value axis) is cropped, segmented alone and pasted back. A crop is scaled (keeping its aspect
+ratio) to the model's training height and cut into fixed-width windows that overlap by
+`overlap` px; window logits are blended with linear ramps across the overlaps, and the mask is
+scaled back to the input's size (nearest). Every window has the same shape and every batch the
+same size, so a folder of scans of any widths compiles once per model; an image narrower than
+a window is padded and the padding masked out (CurveNet is padding-exact).
+"""
+
+import dataclasses
+import os
+
+import jax
+import ml_collections
+import numpy as np
+from flax import nnx
+from PIL import Image
+
+from ssl_seg import checkpoint, digitize, state as state_lib, tasks
+from ssl_seg.tasks import curve_segment
+
+
+def stage_dir_of(path):
+  """A stage directory from itself or its checkpoints/ directory; a clear error otherwise."""
+  path = os.path.abspath(os.fspath(path))
+  if os.path.basename(path) == "checkpoints" and os.path.isdir(path):
+    path = os.path.dirname(path)
+  ckpt = os.path.join(path, "checkpoints")
+  if not os.path.isdir(ckpt) or not any(n.isdigit() for n in os.listdir(ckpt)):
+    raise FileNotFoundError(f"no checkpoint in {path}: expected a stage directory of a workdir "
+                            "(e.g. runs/demo/finetune_warm) or its checkpoints/ directory")
+  return path
+
+
+@dataclasses.dataclass
+class Segmenter:
+  """A restored curve segmenter and the fixed window / batch geometry it runs at."""
+  apply: object  # jitted (params, images uint8 [B, H, W, 1], valid [B, H, W]) -> logits
+  params: object
+  height: int
+  class_names: tuple
+  window: int
+  overlap: int
+  batch_size: int
+  traces: list  # One entry per compilation (shape), for tests and logs.
+
+  def logits(self, image):
+    """float32 [H, W, K] logits of a uint8 [H, W] image already at the model's height."""
+    h, w = image.shape
+    starts = window_starts(w, self.window, self.overlap)
+    n = -(-len(starts) // self.batch_size) * self.batch_size
+    # Padding rows are white paper marked valid: their outputs are dropped, and an all-invalid
+    # row would leave the bottleneck attention without any key.
+    x = np.full((n, h, self.window, 1), 255, np.uint8)
+    valid = np.ones((n, h, self.window), bool)
+    for i, s in enumerate(starts):
+      part = image[:, s:s + self.window]
+      x[i, :, :part.shape[1], 0] = part
+      valid[i, :, part.shape[1]:] = False
+    total = np.zeros((h, w, len(self.class_names)), np.float32)
+    weight = np.zeros(w, np.float32)
+    for b in range(0, n, self.batch_size):
+      out = np.asarray(jax.device_get(self.apply(self.params, x[b:b + self.batch_size],
+                                                 valid[b:b + self.batch_size])))
+      for i in range(b, min(b + self.batch_size, len(starts))):
+        s = starts[i]
+        e = min(s + self.window, w)
+        ramp = blend_weights(s, e, w, self.overlap)
+        total[:, s:e] += out[i - b, :, :e - s] * ramp[None, :, None]
+        weight[s:e] += ramp
+    return total / weight[None, :, None]
+
+  def segment(self, image):
+    """uint8 [H, W] scan (model layout) -> uint8 [H, W] class ids, same size."""
+    h, w = image.shape
+    scale = self.height / h
+    new_w = max(1, round(w * scale))
+    small = image
+    if (h, w) != (self.height, new_w):
+      resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+      small = np.asarray(Image.fromarray(image).resize((new_w, self.height), resample))
+    mask = self.logits(small).argmax(-1).astype(np.uint8)
+    if mask.shape != (h, w):
+      mask = np.asarray(Image.fromarray(mask).resize((w, h), Image.Resampling.NEAREST))
+    return mask
+
+
+def window_starts(width, window, overlap):
+  """Left edges of windows covering [0, width); the last one ends at the image's end."""
+  if width <= window:
+    return [0]
+  stride = window - overlap
+  return list(range(0, width - window, stride)) + [width - window]
+
+
+def blend_weights(start, end, width, overlap):
+  """Per-column weights of a window: ramps up / down across overlaps, 1 at the image's ends."""
+  n = end - start
+  wgt = np.ones(n, np.float32)
+  if overlap > 0:
+    ramp = (np.arange(min(overlap, n)) + 0.5) / overlap
+    if start > 0:
+      wgt[:len(ramp)] = np.minimum(wgt[:len(ramp)], ramp)
+    if end < width:
+      wgt[n - len(ramp):] = np.minimum(wgt[n - len(ramp):], ramp[::-1])
+  return wgt
+
+
+def load(path, *, window=1024, overlap=128, batch_size=4, step=None):
+  """A Segmenter from a stage directory (or its checkpoints/), restoring only the params."""
+  stage_dir = stage_dir_of(path)
+  if window % 32 or window < 64:
+    raise ValueError(f"--window must be a multiple of 32 and >= 64, got {window}")
+  if not 0 <= overlap < window // 2:
+    raise ValueError(f"--overlap must be in [0, window / 2), got {overlap}")
+  if batch_size < 1:
+    raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+  mngr = checkpoint.manager(stage_dir)
+  try:
+    meta = checkpoint.read_meta(mngr, step)
+    if "config" not in meta:
+      raise ValueError(f"checkpoint in {stage_dir} has no stage config in its meta item")
+    stage = ml_collections.ConfigDict(meta["config"])
+    if stage.task != "curve_segment":
+      raise ValueError(f"checkpoint in {stage_dir} is a {stage.task!r} stage; predict needs a "
+                       "curve_segment stage (e.g. WORKDIR/finetune_warm)")
+    task = tasks.make_task(stage)
+    abstract = nnx.eval_shape(lambda: task.build_model(nnx.Rngs(params=0)))
+    graphdef, params, rest = state_lib.split_model(abstract)
+    params = jax.device_put(checkpoint.restore_params(mngr, params, step))
+  finally:
+    mngr.close()
+  traces = []
+
+  def forward(params, images, valid):
+    traces.append(images.shape)  # Runs once per compilation, never per call.
+    model = nnx.merge(graphdef, params, rest)
+    logits, _ = model(curve_segment.ink(images), valid=valid, train=False)
+    return logits.astype(np.float32)
+
+  height = int(stage.data.height)
+  return Segmenter(jax.jit(forward), params, height, tuple(task.class_names), window, overlap,
+                   batch_size, traces)
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+  """How a scan maps to the model: depth axis and the tracks across the value axis."""
+  vertical: bool
+  tracks: tuple  # ((a, b), ...) spans across the value axis, original pixels, b exclusive.
+
+  def crop(self, image, t):
+    """Track t of an original-layout array, turned into the model's layout."""
+    a, b = self.tracks[t]
+    return np.rot90(image[:, a:b], 1) if self.vertical else image[a:b]
+
+  def paste(self, full, part, t):
+    a, b = self.tracks[t]
+    if self.vertical:
+      full[:, a:b] = np.rot90(part, -1)
+    else:
+      full[a:b] = part
+
+  def to_original(self, t):
+    """Maps model-layout rows of track t to original pixels along the value axis."""
+    a, b = self.tracks[t]
+    return (lambda y: a + (b - a - 1) - y) if self.vertical else (lambda y: a + y)
+
+
+def make_layout(shape, depth_axis="auto", tracks=()):
+  """Layout of an image of `shape` [H, W]; `tracks` as (a, b) pairs or 'A:B' strings."""
+  h, w = shape
+  if depth_axis not in ("auto", "vertical", "horizontal"):
+    raise ValueError(f"--depth-axis must be auto, vertical or horizontal, got {depth_axis!r}")
+  vertical = h > w if depth_axis == "auto" else depth_axis == "vertical"
+  extent = w if vertical else h
+  spans = []
+  for t in tracks:
+    a, b = parse_span(t) if isinstance(t, str) else t
+    if not 0 <= a < b <= extent:
+      axis = "columns" if vertical else "rows"
+      raise ValueError(f"track {a}:{b} is outside the image's {extent} {axis} (depth "
+                       f"{'vertical' if vertical else 'horizontal'}); use 0 <= X0 < X1 <= "
+                       f"{extent}")
+    spans.append((int(a), int(b)))
+  if not spans:
+    spans = [(0, extent)]
+  for a, b in spans:
+    if b - a < 2:
+      raise ValueError(f"track {a}:{b} is {b - a} px across; need at least 2")
+  return Layout(vertical, tuple(spans))
+
+
+def parse_span(text):
+  try:
+    a, b = (int(v) for v in text.split(":"))
+  except ValueError:
+    raise ValueError(f"track {text!r}: expected X0:X1 (integer pixels)") from None
+  return a, b
+
+
+def segment_scan(seg, image, layout):
+  """Class ids [H, W] of a scan in its original layout; pixels outside every track are 0."""
+  mask = np.zeros(image.shape, np.uint8)
+  for t in range(len(layout.tracks)):
+    layout.paste(mask, seg.segment(np.ascontiguousarray(layout.crop(image, t))), t)
+  return mask
+
+
+def trace_scan(mask, layout, class_names, max_gap=8):
+  """Per track, {curve name: Trace} in the model layout of that track."""
+  out = []
+  for t in range(len(layout.tracks)):
+    m = layout.crop(mask, t)
+    out.append({name: digitize.trace(m, k, max_gap=max_gap)
+                for k, name in enumerate(class_names) if k > 0})
+  return out

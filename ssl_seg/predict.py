@@ -1,0 +1,174 @@
+r"""Segment scans of any size with a trained CurveNet and digitize their curves.
+
+  python -m ssl_seg.predict --checkpoint=runs/demo/finetune_warm --input=scans/ --output=out/ \
+      [--depth-axis=auto|vertical|horizontal] [--track=X0:X1 ...] \
+      [--scale=LEFT:RIGHT[:log] ...] [--depth=FIRST:LAST] [--depth-unit=M]
+
+Writes, per input NAME: NAME_mask.png (class ids, the input's exact size), NAME_overlay.png
+(mask and centre lines over the scan) and NAME_curves.csv (see `ssl_seg.digitize`); with
+--scale and --depth also NAME.las.
+
+Inference (windows, rotation, tracks) is in `ssl_seg.inference`; curve extraction and the
+CSV / LAS formats in `ssl_seg.digitize`.
+"""
+
+import os
+import sys
+
+import numpy as np
+from absl import app, flags, logging
+from tqdm import tqdm
+
+from ssl_seg import checkpoint, digitize, inference, plots, scan_io
+
+CENTRE_COLOUR = np.array([0, 170, 0], np.uint8)
+
+
+def draw_overlay(image, mask, layout, traces):
+  """RGB: mask colours over the scan, centre lines in green."""
+  rgb = plots.overlay(image, mask, alpha=0.6)
+  n_depth = image.shape[0] if layout.vertical else image.shape[1]
+  depth_idx = np.arange(n_depth)
+  for t, track in enumerate(traces):
+    to_orig = layout.to_original(t)
+    for tr in track.values():
+      ok = np.isfinite(tr.px)
+      v = np.clip(np.rint(to_orig(tr.px[ok])).astype(np.int64), 0,
+                  (image.shape[1] if layout.vertical else image.shape[0]) - 1)
+      if layout.vertical:
+        rgb[depth_idx[ok], v] = CENTRE_COLOUR
+      else:
+        rgb[v, depth_idx[ok]] = CENTRE_COLOUR
+  return rgb
+
+
+def curve_names(class_names, n_tracks, names=None):
+  """LAS mnemonics per (track, curve): CURVE1 / T2_CURVE1 ..., or the user's list in order."""
+  default = [(f"T{t + 1}_" if n_tracks > 1 else "") + c.upper()
+             for t in range(n_tracks) for c in class_names[1:]]
+  if not names:
+    return default
+  if len(names) != len(default):
+    raise ValueError(f"--curve-names needs {len(default)} names (tracks x curves, in order "
+                     f"{', '.join(default)}), got {len(names)}")
+  return [n.upper() for n in names]
+
+
+def digitize_file(seg, path, out_dir, *, depth_axis="auto", tracks=(), scales=(), depth=None,
+                  depth_unit="M", names=None, max_gap=8):
+  """Writes the mask, overlay, CSV (and LAS with scales and depth) for one scan."""
+  image = scan_io.read_image(path)
+  layout = inference.make_layout(image.shape, depth_axis, tracks)
+  n = len(layout.tracks)
+  if scales and len(scales) not in (1, n):
+    raise ValueError(f"give one --scale for all tracks or one per track ({n}), got "
+                     f"{len(scales)}")
+  scales = [scales[0]] * n if len(scales) == 1 else list(scales) if scales else [None] * n
+  las_names = curve_names(seg.class_names, n, names)
+  mask = inference.segment_scan(seg, image, layout)
+  traces = inference.trace_scan(mask, layout, seg.class_names, max_gap)
+  name = scan_io.stem(path)
+  n_depth = image.shape[0] if layout.vertical else image.shape[1]
+  depth_values = None if depth is None else np.linspace(depth[0], depth[1], n_depth)
+  prefixes = [f"t{t + 1}_" if n > 1 else "" for t in range(n)]
+  columns = digitize.table(np.arange(n_depth), traces, names=prefixes,
+                           to_original=[layout.to_original(t) for t in range(n)],
+                           scales=scales, depth=depth_values)
+  outputs = {"mask": os.path.join(out_dir, f"{name}_mask.png"),
+             "overlay": os.path.join(out_dir, f"{name}_overlay.png"),
+             "csv": os.path.join(out_dir, f"{name}_curves.csv")}
+  scan_io.write_png(outputs["mask"], mask)
+  scan_io.write_png(outputs["overlay"], draw_overlay(image, mask, layout, traces))
+  digitize.write_csv(outputs["csv"], columns)
+  if depth_values is not None and all(s is not None for s in scales):
+    values = [scales[t].values(tr.frac) for t in range(n) for tr in traces[t].values()]
+    outputs["las"] = os.path.join(out_dir, f"{name}.las")
+    digitize.write_las(outputs["las"], depth_values, dict(zip(las_names, values)),
+                       depth_unit=depth_unit, well=name)
+  return outputs
+
+
+def run(seg, inputs, out_dir, *, log=None, **kw):
+  """Digitizes every file; a failing file is reported on one line and skipped.
+
+  Returns (outputs per good file, [(path, message)] per failed file).
+  """
+  log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+  os.makedirs(out_dir, exist_ok=True)
+  done, failed = [], []
+  for path in tqdm(inputs, desc="digitizing", unit="file", dynamic_ncols=True):
+    try:
+      done.append(digitize_file(seg, path, out_dir, **kw))
+    except (ValueError, OSError, MemoryError) as e:
+      failed.append((path, str(e)))
+      log(f"error: {path}: {e} (skipped)")
+  return done, failed
+
+
+
+def _flag(name):
+  return flags.FLAGS[name].value
+
+
+def define_flags():
+  """The command's flags; defined only when run, so the CLI modules import side by side."""
+  flags.DEFINE_string("checkpoint", None, "Stage directory (or its checkpoints/).")
+  flags.DEFINE_string("input", None, "A scan (PNG, JPEG, TIFF) or a folder of them.")
+  flags.DEFINE_string("output", None, "Folder for NAME_mask.png, _overlay.png, ...")
+  flags.DEFINE_enum("depth-axis", "auto", ["auto", "vertical", "horizontal"],
+                    "Where depth runs; auto: vertical when the image is taller than wide.")
+  flags.DEFINE_multi_string("track", [], "X0:X1 span of one track across the value axis "
+                            "in original pixels (repeatable).")
+  flags.DEFINE_multi_string("scale", [], "LEFT:RIGHT[:log] track scale, one for all "
+                            "tracks or one per --track, in order.")
+  flags.DEFINE_string("depth", None, "FIRST:LAST depth at the first and last pixel "
+                      "along the depth axis (with --scale: writes NAME.las).")
+  flags.DEFINE_string("depth-unit", "M", "Depth unit written to the LAS file.")
+  flags.DEFINE_list("curve-names", None, "LAS mnemonics, tracks x curves in order.")
+  flags.DEFINE_integer("max-gap", 8, "Bridge gaps up to this many px (0: never).")
+  flags.DEFINE_integer("window", 1024, "Window width in model pixels (multiple of 32).")
+  flags.DEFINE_integer("overlap", 128, "Overlap of neighbouring windows, px.")
+  flags.DEFINE_integer("batch-size", 4, "Windows per device batch.")
+
+
+def parse_depth(text):
+  if text is None:
+    return None
+  try:
+    first, last = (float(v) for v in text.split(":"))
+  except ValueError:
+    raise ValueError(f"--depth {text!r}: expected FIRST:LAST (numbers)") from None
+  return first, last
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  try:
+    for name in ("checkpoint", "input", "output"):
+      if not _flag(name):
+        raise ValueError(f"--{name} is required")
+    scales = [digitize.Scale.parse(s) for s in _flag("scale")]
+    depth = parse_depth(_flag("depth"))
+    inputs = scan_io.list_images(_flag("input"))
+    if not inputs:
+      raise ValueError(f"no PNG, JPEG or TIFF files in {_flag('input')}")
+    seg = inference.load(_flag("checkpoint"), window=_flag("window"),
+                         overlap=_flag("overlap"), batch_size=_flag("batch-size"))
+  except (ValueError, FileNotFoundError, checkpoint.CheckpointMismatchError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  out_dir = _flag("output")
+  done, failed = run(seg, inputs, out_dir, depth_axis=_flag("depth-axis"),
+                     tracks=_flag("track"), scales=scales, depth=depth,
+                     depth_unit=_flag("depth-unit"), names=_flag("curve-names"),
+                     max_gap=_flag("max-gap"))
+  bad = ", ".join(os.path.basename(p) for p, _ in failed)
+  print(f"{len(done)} file(s) digitized into {out_dir}"
+        + (f"; {len(failed)} failed: {bad}" if failed else ""))
+  sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)

@@ -1,0 +1,175 @@
+r"""Render an evaluation set of scanned logs from LAS files, with the truth for `evaluate`.
+
+  python -m ssl_seg.render_las --las=ssl_seg/data/las_samples/scorpio_e1.las \
+      --curves=GAMN,DNEAR --n=16 --out=DIR [--height=128 --min-width=400 --max-width=2400]
+
+Writes DIR/images/NAME.png, DIR/masks/NAME_mask.png and DIR/las/NAME.las, the truth sidecar:
+one row per pixel column with the source depth (DEPT) and the source values that were drawn
+(CURVE1, CURVE2; NULL where no ink), and in ~Parameter, per curve k, where its scale sits:
+CkTOP / CkBOT (the rows of scale positions 1 and 0), CkLEFT / CkRIGHT / CkLOG (the scale).
+`ssl_seg.evaluate --las=DIR/las` reads it to score extracted curves against the source values.
+
+Each log is a random depth window of a random file at 0.25-4 samples per column, on a fixed
+scale per file and curve (log for curves spanning > 20x, sometimes reversed, sometimes short
+enough to wrap), rendered by `welllogs.render_log_with_layout` with the default scan style
+except skew: skew moves ink by up to 3 px after layout, which would be scored as error.
+"""
+
+import dataclasses
+import os
+import sys
+
+import lasio
+import numpy as np
+from absl import app, flags
+from tqdm import tqdm
+
+from ssl_seg import digitize, scan_io
+from ssl_seg.data import welllogs
+
+
+def _scale(rng, values, p_wrap):
+  """A fixed scale for a curve from its range (as `welllogs` does for training renders)."""
+  lo, hi = np.nanpercentile(values, [0, 100])
+  log = lo > 0 and hi > 20 * lo and rng.random() < 0.8
+  if log:
+    lo, hi = np.log10(lo), np.log10(hi)
+  pad = (hi - lo) * rng.uniform(0.0, 0.3, 2)
+  left, right = lo - pad[0], hi + pad[1]
+  if rng.random() < p_wrap:
+    right = left + (hi - left) * rng.uniform(0.6, 0.9)
+  if right - left <= 0:
+    right = left + 1.0
+  if rng.random() < 0.2:
+    left, right = right, left
+  if log:
+    left, right = 10.0 ** left, 10.0 ** right
+  return digitize.Scale(float(left), float(right), bool(log))
+
+
+def render_one(rng, las, width, height, style):
+  """(image, mask, depth [W], values [2, W] drawn in source units, scales, value_rows)."""
+  depth, values, scales = las
+  n = len(depth)
+  n_win = int(np.clip(round(width * np.exp(rng.uniform(np.log(0.25), np.log(4.0)))), 2, n))
+  for _ in range(10):
+    start = int(rng.integers(0, n - n_win + 1))
+    if np.isfinite(values[:, start:start + n_win]).mean(axis=1).min() > 0.5:
+      break
+  top, bottom = depth[start], depth[start + n_win - 1]
+  cols = welllogs.resample_to_width(depth, values, width, top=top, bottom=bottom)
+  track = np.stack([welllogs.las_to_track(v, left=s.left, right=s.right, log=s.log)
+                    for v, s in zip(cols, scales)])
+  image, mask, layout = welllogs.render_log_with_layout(rng, height=height, width=width,
+                                                        curves=track, style=style)
+  drawn = np.where(np.isfinite(layout["curves"]), cols, np.nan)
+  return image, mask, np.linspace(top, bottom, width), drawn, layout["value_rows"]
+
+
+def write_truth(path, depth, drawn, scales, value_rows, source):
+  """The sidecar LAS (see the module docstring)."""
+  las = lasio.LASFile()
+  las.well["NULL"].value = digitize.NULL
+  las.well["WELL"].value = source
+  las.append_curve("DEPT", depth)
+  for k, (v, s, (top, bot)) in enumerate(zip(drawn, scales, value_rows), start=1):
+    las.append_curve(f"CURVE{k}", v)
+    for key, val in (("TOP", int(top)), ("BOT", int(bot)), ("LEFT", s.left),
+                     ("RIGHT", s.right), ("LOG", int(s.log))):
+      las.params[f"C{k}{key}"] = lasio.HeaderItem(f"C{k}{key}", value=val)
+  with open(path, "w") as f:
+    las.write(f, version=2.0)
+
+
+@dataclasses.dataclass
+class Truth:
+  """A sidecar read back: per curve k (1-based) its values per column, scale and rows."""
+  values: dict
+  scales: dict
+  rows: dict
+
+
+def read_truth(path):
+  las = lasio.read(os.fspath(path))
+  out = Truth({}, {}, {})
+  for k in (1, 2):
+    name = f"CURVE{k}"
+    if name not in las.keys():
+      continue
+    p = {key: las.params[f"C{k}{key}"].value for key in ("TOP", "BOT", "LEFT", "RIGHT", "LOG")}
+    v = np.asarray(las[name], np.float64)
+    v[np.isclose(v, digitize.NULL)] = np.nan
+    out.values[k] = v
+    out.scales[k] = digitize.Scale(float(p["LEFT"]), float(p["RIGHT"]), bool(int(p["LOG"])))
+    out.rows[k] = (int(p["TOP"]), int(p["BOT"]))
+  if not out.values:
+    raise ValueError(f"truth file {path} has no CURVE1 / CURVE2 (write it with "
+                     "ssl_seg.render_las)")
+  return out
+
+
+def render_set(las_paths, curves, n, out_dir, *, seed=0, height=128, min_width=400,
+               max_width=2400, style=None):
+  """Renders n logs (files round-robin) into out_dir/{images,masks,las}; returns the names."""
+  style = style or welllogs.RenderStyle(p_skew=0.0)
+  data = []
+  for p in las_paths:
+    depth, values = welllogs.read_las_curves(p, curves)
+    data.append((depth, values, os.path.basename(p)))
+  for sub in ("images", "masks", "las"):
+    os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
+  names = []
+  for i in tqdm(range(n), desc="rendering", unit="log"):
+    rng = np.random.default_rng([seed, i])
+    depth, values, source = data[i % len(data)]
+    # One scale per file and curve, as on a printed log.
+    scales = [_scale(np.random.default_rng([seed, i % len(data), k]), v, 0.4)
+              for k, v in enumerate(values)]
+    width = int(round(np.exp(rng.uniform(np.log(min_width), np.log(max_width)))))
+    image, mask, dep, drawn, rows = render_one(rng, (depth, values, scales), width, height,
+                                               style)
+    name = f"{os.path.splitext(source)[0]}_{i:03d}"
+    scan_io.write_png(os.path.join(out_dir, "images", f"{name}.png"), image)
+    scan_io.write_png(os.path.join(out_dir, "masks", f"{name}_mask.png"), mask)
+    write_truth(os.path.join(out_dir, "las", f"{name}.las"), dep, drawn, scales, rows, source)
+    names.append(name)
+  return names
+
+
+
+def _flag(name):
+  return flags.FLAGS[name].value
+
+
+def define_flags():
+  """The command's flags; defined only when run, so the CLI modules import side by side."""
+  flags.DEFINE_list("las", None, "LAS files to render from.")
+  flags.DEFINE_list("curves", ["GR", "RHOB"], "Two curve mnemonics (curve1, curve2).")
+  flags.DEFINE_integer("n", 16, "Number of logs.")
+  flags.DEFINE_string("out", None, "Output folder.")
+  flags.DEFINE_integer("seed", 0, "Seed.")
+  flags.DEFINE_integer("height", 128, "Image height, px.")
+  flags.DEFINE_integer("min-width", 400, "Smallest width, px.")
+  flags.DEFINE_integer("max-width", 2400, "Largest width, px.")
+
+
+def main(argv):
+  del argv
+  las, curves, out = _flag("las"), _flag("curves"), _flag("out")
+  try:
+    if not las or not out:
+      raise ValueError("--las and --out are required")
+    if len(curves) != 2:
+      raise ValueError(f"--curves needs two mnemonics, got {curves}")
+    names = render_set(las, curves, _flag("n"), out, seed=_flag("seed"),
+                       height=_flag("height"), min_width=_flag("min-width"),
+                       max_width=_flag("max-width"))
+  except (ValueError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+  print(f"{len(names)} logs in {out}/images, masks and las (truth)")
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)
