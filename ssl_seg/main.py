@@ -39,7 +39,9 @@ def run(config, workdir, only=None, log=print):
   if not os.access(workdir, os.W_OK):
     raise PermissionError(f"workdir {workdir} is not writable; fix its permissions or choose "
                           "another --workdir")
-  config_utils.write_resolved(config, workdir)
+  lead = jax.process_index() == 0  # Multi-host: one process writes the workdir's files.
+  if lead:
+    config_utils.write_resolved(config, workdir)
   writer = metrics.MetricsWriter(workdir)
   results = {}
   try:
@@ -53,8 +55,8 @@ def run(config, workdir, only=None, log=print):
     writer.close()
   rows = [(name, {k: r.get(k) for k in SUMMARY_METRICS}) for name, r in results.items() if r]
   log(metrics.format_table(rows, list(SUMMARY_METRICS), title="final eval per stage"))
-  plot = plots.convergence(metrics.read_jsonl(writer.path), CONVERGENCE_METRICS,
-                           os.path.join(workdir, "convergence.png"))
+  plot = lead and plots.convergence(metrics.read_jsonl(writer.path), CONVERGENCE_METRICS,
+                                    os.path.join(workdir, "convergence.png"))
   if plot:
     log(f"convergence plot: {plot}")
   return results

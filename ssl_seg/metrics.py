@@ -83,14 +83,20 @@ def summary_table(final, class_names=(), title=None):
 
 
 class MetricsWriter:
-  """Appends flat JSON lines to WORKDIR/metrics.jsonl and mirrors scalars to TensorBoard."""
+  """Appends flat JSON lines to WORKDIR/metrics.jsonl and mirrors scalars to TensorBoard.
+
+  In a multi-host run every process computes the same records; only process 0 writes them.
+  """
 
   def __init__(self, workdir):
     self.path = os.path.join(workdir, "metrics.jsonl")
     self._tb_dir = os.path.join(workdir, "tensorboard")
     self._tb = None
+    self.enabled = jax.process_index() == 0
 
   def write(self, record):
+    if not self.enabled:
+      return
     with open(self.path, "a") as f:
       f.write(json.dumps(record) + "\n")
     if self._tb is None:

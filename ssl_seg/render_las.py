@@ -31,20 +31,7 @@ from ssl_seg.data import welllogs
 def _scale(rng, values, p_wrap):
   """A fixed scale for a curve from its range (as `welllogs` does for training renders)."""
   lo, hi = np.nanpercentile(values, [0, 100])
-  log = lo > 0 and hi > 20 * lo and rng.random() < 0.8
-  if log:
-    lo, hi = np.log10(lo), np.log10(hi)
-  pad = (hi - lo) * rng.uniform(0.0, 0.3, 2)
-  left, right = lo - pad[0], hi + pad[1]
-  if rng.random() < p_wrap:
-    right = left + (hi - left) * rng.uniform(0.6, 0.9)
-  if right - left <= 0:
-    right = left + 1.0
-  if rng.random() < 0.2:
-    left, right = right, left
-  if log:
-    left, right = 10.0 ** left, 10.0 ** right
-  return digitize.Scale(float(left), float(right), bool(log))
+  return digitize.Scale(*welllogs.random_scale(rng, lo, hi, p_wrap))
 
 
 def render_one(rng, las, width, height, style):

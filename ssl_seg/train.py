@@ -164,7 +164,8 @@ def run_stage(config, name, workdir, writer, *, log=print, mesh=None):
     del params, rest
     state = sharding.place(state, shardings)
     # Records a killed run wrote after its last checkpoint are redone by this run.
-    _drop_records_after(writer.path, name, int(state["step"]))
+    if writer.enabled:
+      _drop_records_after(writer.path, name, int(state["step"]))
     stage_index = list(config.stage_order).index(name)
     batch_sh = sharding.batch_sharding(mesh)
     with _stop_on_signals() as stop:
@@ -306,7 +307,8 @@ def save_pictures(run: StageRun, state, key, max_examples=4):
     width = int(batch["width"][i]) if "width" in batch else None
     panel = {k: v[i][:, :width] for k, v in panels.items()}
     paths.append(os.path.join(run.stage_dir, f"example_{i}.png"))
-    plots.save_panel(paths[-1], panel)
+    if run.writer.enabled:  # Every process computes the panels (global arrays); one writes.
+      plots.save_panel(paths[-1], panel)
   return paths
 
 

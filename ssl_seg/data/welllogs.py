@@ -566,22 +566,31 @@ def _las_track_curves(rng, las, width, style):
                            bottom=depth[start + n_win - 1])
   out = np.empty_like(cols)
   for i, ((lo, hi), v) in enumerate(zip(ranges, cols)):
-    log = lo > 0 and hi > 20 * lo and rng.random() < 0.8
-    if log:
-      lo, hi = np.log10(lo), np.log10(hi)
-    # A fixed scale per file (like a printed track), padded so curves rarely hit the edges.
-    pad = (hi - lo) * rng.uniform(0.0, 0.3, 2)
-    left, right = lo - pad[0], hi + pad[1]
-    if rng.random() < style.p_curve_wrap:
-      right = left + (hi - left) * rng.uniform(0.6, 0.9)
-    if right - left <= 0:
-      right = left + 1.0
-    if rng.random() < 0.2:
-      left, right = right, left
-    if log:
-      left, right = 10.0 ** left, 10.0 ** right
+    left, right, log = random_scale(rng, lo, hi, style.p_curve_wrap)
     out[i] = las_to_track(v, left=left, right=right, log=log)
   return out
+
+
+def random_scale(rng, lo, hi, p_wrap):
+  """(left, right, log): a track scale for values in [lo, hi], as a printed log might use.
+
+  Fixed per file (like a printed track), logarithmic for wide positive ranges, padded so
+  curves rarely hit the edges, sometimes narrowed so they wrap, sometimes reversed.
+  """
+  log = bool(lo > 0 and hi > 20 * lo and rng.random() < 0.8)
+  if log:
+    lo, hi = np.log10(lo), np.log10(hi)
+  pad = (hi - lo) * rng.uniform(0.0, 0.3, 2)
+  left, right = lo - pad[0], hi + pad[1]
+  if rng.random() < p_wrap:
+    right = left + (hi - left) * rng.uniform(0.6, 0.9)
+  if right - left <= 0:
+    right = left + 1.0
+  if rng.random() < 0.2:
+    left, right = right, left
+  if log:
+    left, right = 10.0 ** left, 10.0 ** right
+  return float(left), float(right), log
 
 
 def _load_las(las_paths, las_curves):
