@@ -34,9 +34,6 @@ import subprocess
 import sys
 import time
 
-from absl import flags
-from ml_collections import config_flags
-
 DONE_FILE = "sweep_done.json"
 RUN_FILE = "sweep_run.json"
 LOG_FILE = "run.log"
@@ -115,16 +112,6 @@ def parse_seeds(text):
   return seeds
 
 
-def load_config(config_arg, overrides):
-  """The ConfigDict ssl_seg.main would build from --config=config_arg and the overrides."""
-  argv = ["main", f"--config={config_arg}", *overrides]
-  fv = flags.FlagValues()
-  config_flags.DEFINE_config_file("config", None, "config", flag_values=fv, lock_config=True,
-                                  sys_argv=argv)
-  fv(argv)
-  return fv.config
-
-
 def _reason(e):
   """The last meaningful line of an exception (ml_collections wraps config errors)."""
   lines = [s.strip() for s in str(e).strip().splitlines() if s.strip()]
@@ -185,7 +172,7 @@ def expand(config_arg, grid, seeds, root, extra=(), command=None, validate=True)
   # Extra arguments reach the command unchanged; those that edit the config are checked here.
   overrides = [a for a in extra if a.startswith(("--config.", "-config."))]
   try:
-    base = load_config(config_arg, overrides)
+    base = config_utils.load_config(config_arg, overrides)
   except Exception as e:  # noqa: BLE001 - any failure to build the config is the user's input.
     raise SweepError(f"--config={config_arg} {' '.join(extra)}: {_reason(e)}") from None
   if "seed" not in base:
@@ -202,7 +189,7 @@ def expand(config_arg, grid, seeds, root, extra=(), command=None, validate=True)
     arg = _with_args(config_arg, args)
     fields = [f"--config.{k}={v}" for k, v in point.items() if not k.startswith(":")]
     try:
-      cfg = load_config(arg, [*fields, *overrides])
+      cfg = config_utils.load_config(arg, [*fields, *overrides])
     except Exception as e:  # noqa: BLE001
       shown = ", ".join(f"{k}={v}" for k, v in point.items())
       raise SweepError(f"grid point {shown}: {_reason(e)}") from None

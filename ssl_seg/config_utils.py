@@ -3,6 +3,9 @@
 import json
 import os
 
+from absl import flags
+from ml_collections import config_flags
+
 from ssl_seg import optim, tasks
 
 NONFINITE_POLICIES = ("stop", "skip")
@@ -11,6 +14,17 @@ MIN_LOG_WIDTH = 32  # CurveNet's stride: narrower logs have no bottleneck column
 
 class ConfigError(ValueError):
   """A config value is invalid; the message names the field and what is allowed."""
+
+
+def load_config(config_arg, overrides=()):
+  """The locked ConfigDict `ssl_seg.main` builds from --config=config_arg and --config.x=v
+  overrides, parsed by the same absl flag (unknown fields and wrong types fail here)."""
+  argv = ["main", f"--config={config_arg}", *overrides]
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                  flag_values=values, lock_config=True, sys_argv=argv)
+  values(argv)
+  return values.config
 
 
 def _need(cond, field, msg):

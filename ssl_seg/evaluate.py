@@ -27,6 +27,8 @@ from tqdm import tqdm
 
 from ssl_seg import checkpoint, digitize, inference, metrics, render_las, scan_io
 
+_flag = inference.flag
+
 
 def find_mask(masks_dir, name):
   for candidate in (f"{name}_mask.png", f"{name}.png"):
@@ -129,10 +131,6 @@ def curve_table(summary, class_names):
 
 
 
-def _flag(name):
-  return flags.FLAGS[name].value
-
-
 def define_flags():
   """The command's flags; defined only when run, so the CLI modules import side by side."""
   flags.DEFINE_string("checkpoint", None, "Stage directory (or its checkpoints/).")
@@ -141,12 +139,7 @@ def define_flags():
   flags.DEFINE_string("out", None, "Write the metrics here as JSON.")
   flags.DEFINE_string("las", None, "Folder of NAME.las truth sidecars (render_las) "
                       "for R^2 of the digitized curves.")
-  flags.DEFINE_enum("depth-axis", "auto", ["auto", "vertical", "horizontal"],
-                    "Where depth runs; auto: vertical when the image is taller than wide.")
-  flags.DEFINE_integer("max-gap", 8, "Bridge gaps up to this many px (0: never).")
-  flags.DEFINE_integer("window", 1024, "Window width in model pixels (multiple of 32).")
-  flags.DEFINE_integer("overlap", 128, "Overlap of neighbouring windows, px.")
-  flags.DEFINE_integer("batch-size", 4, "Windows per device batch.")
+  inference.define_flags()
 
 
 def main(argv):
@@ -154,18 +147,13 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   ckpt, masks, las_dir, out = (_flag(n) for n in ("checkpoint", "masks", "las", "out"))
   try:
-    for name in ("checkpoint", "images", "masks"):
-      if not _flag(name):
-        raise ValueError(f"--{name} is required")
+    inference.require_flags("checkpoint", "images", "masks")
     if not os.path.isdir(masks):
       raise FileNotFoundError(f"--masks folder not found: {masks}")
     if las_dir and not os.path.isdir(las_dir):
       raise FileNotFoundError(f"--las folder not found: {las_dir}")
-    images = scan_io.list_images(_flag("images"))
-    if not images:
-      raise ValueError(f"no PNG, JPEG or TIFF files in {_flag('images')}")
-    seg = inference.load(ckpt, window=_flag("window"), overlap=_flag("overlap"),
-                         batch_size=_flag("batch-size"))
+    images = scan_io.list_scans(_flag("images"))
+    seg = inference.load_from_flags(ckpt)
   except (ValueError, FileNotFoundError, checkpoint.CheckpointMismatchError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -16,6 +16,7 @@ import os
 import jax
 import ml_collections
 import numpy as np
+from absl import flags
 from flax import nnx
 from PIL import Image
 
@@ -218,3 +219,33 @@ def trace_scan(mask, layout, class_names, max_gap=8):
     out.append({name: digitize.trace(m, k, max_gap=max_gap)
                 for k, name in enumerate(class_names) if k > 0})
   return out
+
+
+# Command-line pieces shared by `ssl_seg.predict` and `ssl_seg.evaluate`, which run the same
+# windowed segmenter and curve extraction over a set of scans.
+
+
+def flag(name):
+  return flags.FLAGS[name].value
+
+
+def define_flags():
+  """How the segmenter runs over scans; defined only when a command runs (see its main)."""
+  flags.DEFINE_enum("depth-axis", "auto", ["auto", "vertical", "horizontal"],
+                    "Where depth runs; auto: vertical when the image is taller than wide.")
+  flags.DEFINE_integer("max-gap", 8, "Bridge gaps up to this many px (0: never).")
+  flags.DEFINE_integer("window", 1024, "Window width in model pixels (multiple of 32).")
+  flags.DEFINE_integer("overlap", 128, "Overlap of neighbouring windows, px.")
+  flags.DEFINE_integer("batch-size", 4, "Windows per device batch.")
+
+
+def require_flags(*names):
+  for name in names:
+    if not flag(name):
+      raise ValueError(f"--{name} is required")
+
+
+def load_from_flags(checkpoint_dir):
+  """`load` with the window, overlap and batch size of the command line."""
+  return load(checkpoint_dir, window=flag("window"), overlap=flag("overlap"),
+              batch_size=flag("batch-size"))

@@ -21,6 +21,8 @@ from tqdm import tqdm
 
 from ssl_seg import checkpoint, digitize, inference, plots, scan_io
 
+_flag = inference.flag
+
 CENTRE_COLOUR = np.array([0, 170, 0], np.uint8)
 
 
@@ -106,17 +108,12 @@ def run(seg, inputs, out_dir, *, log=None, **kw):
 
 
 
-def _flag(name):
-  return flags.FLAGS[name].value
-
-
 def define_flags():
   """The command's flags; defined only when run, so the CLI modules import side by side."""
   flags.DEFINE_string("checkpoint", None, "Stage directory (or its checkpoints/).")
   flags.DEFINE_string("input", None, "A scan (PNG, JPEG, TIFF) or a folder of them.")
   flags.DEFINE_string("output", None, "Folder for NAME_mask.png, _overlay.png, ...")
-  flags.DEFINE_enum("depth-axis", "auto", ["auto", "vertical", "horizontal"],
-                    "Where depth runs; auto: vertical when the image is taller than wide.")
+  inference.define_flags()
   flags.DEFINE_multi_string("track", [], "X0:X1 span of one track across the value axis "
                             "in original pixels (repeatable).")
   flags.DEFINE_multi_string("scale", [], "LEFT:RIGHT[:log] track scale, one for all "
@@ -125,10 +122,6 @@ def define_flags():
                       "along the depth axis (with --scale: writes NAME.las).")
   flags.DEFINE_string("depth-unit", "M", "Depth unit written to the LAS file.")
   flags.DEFINE_list("curve-names", None, "LAS mnemonics, tracks x curves in order.")
-  flags.DEFINE_integer("max-gap", 8, "Bridge gaps up to this many px (0: never).")
-  flags.DEFINE_integer("window", 1024, "Window width in model pixels (multiple of 32).")
-  flags.DEFINE_integer("overlap", 128, "Overlap of neighbouring windows, px.")
-  flags.DEFINE_integer("batch-size", 4, "Windows per device batch.")
 
 
 def parse_depth(text):
@@ -145,16 +138,11 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   try:
-    for name in ("checkpoint", "input", "output"):
-      if not _flag(name):
-        raise ValueError(f"--{name} is required")
+    inference.require_flags("checkpoint", "input", "output")
     scales = [digitize.Scale.parse(s) for s in _flag("scale")]
     depth = parse_depth(_flag("depth"))
-    inputs = scan_io.list_images(_flag("input"))
-    if not inputs:
-      raise ValueError(f"no PNG, JPEG or TIFF files in {_flag('input')}")
-    seg = inference.load(_flag("checkpoint"), window=_flag("window"),
-                         overlap=_flag("overlap"), batch_size=_flag("batch-size"))
+    inputs = scan_io.list_scans(_flag("input"))
+    seg = inference.load_from_flags(_flag("checkpoint"))
   except (ValueError, FileNotFoundError, checkpoint.CheckpointMismatchError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

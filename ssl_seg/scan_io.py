@@ -89,5 +89,13 @@ def list_images(path):
   return [os.path.join(path, n) for n in names if os.path.isfile(os.path.join(path, n))]
 
 
+def list_scans(path):
+  """`list_images`, with an error when there are none: a command has nothing to do."""
+  found = list_images(path)
+  if not found:
+    raise ValueError(f"no PNG, JPEG or TIFF files in {path}")
+  return found
+
+
 def stem(path):
   return os.path.splitext(os.path.basename(os.fspath(path)))[0]

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from absl import flags
 from flax import nnx
-from ml_collections import config_flags
 from orbax.checkpoint._src.handlers import json_checkpoint_handler
 
 from configs import vit_tiny_synthetic, welllog_demo
@@ -43,12 +42,7 @@ def _run_fails(cfg, workdir, error, match, only=None):
 
 
 def _parse(*overrides):
-  argv = ["prog", f"--config={CONFIG}", *overrides]
-  values = flags.FlagValues()
-  config_flags.DEFINE_config_file("config", None, "", flag_values=values, lock_config=True,
-                                  sys_argv=argv)
-  values(argv)
-  return values.config
+  return config_utils.load_config(CONFIG, overrides)
 
 
 def test_unknown_config_key_and_wrong_type_fail_while_parsing():

@@ -44,15 +44,17 @@ def _start(workdir):
       stderr=subprocess.PIPE, text=True)
 
 
-def _signal_after_checkpoint(proc, workdir, newer_than, sig, timeout=300):
-  """Sends `sig` as soon as a checkpoint past step `newer_than` exists; returns (rc, stderr)."""
-  deadline = time.time() + timeout
+def _signal_after_checkpoint(proc, workdir, newer_than, sig, hang_guard_s=600):
+  """Sends `sig` as soon as a checkpoint past step `newer_than` exists; returns (rc, stderr).
+
+  The run is finite: it either writes that checkpoint or exits (and the test fails). Only
+  `communicate` has a timeout, so a process hung after the signal fails instead of blocking CI.
+  """
   while not any(s > newer_than for s in _steps(workdir)):
     assert proc.poll() is None, proc.communicate()[1][-3000:]
-    assert time.time() < deadline
     time.sleep(0.01)
   proc.send_signal(sig)
-  _, err = proc.communicate(timeout=timeout)
+  _, err = proc.communicate(timeout=hang_guard_s)
   return proc.returncode, err
 
 
