@@ -258,6 +258,14 @@ def jax_row(name, size, dtype, batch, steps, warmup, augment_on):
   return {**row, "name": name, "framework": f"jax {jax.__version__}"}
 
 
+def add_flop_rates(rows, base):
+  """Adds each row's model GFLOP/s: XLA's FLOP count of the jax step (the same model, loss and
+  optimizer, so the same arithmetic in both frameworks) over that row's step time."""
+  flops = None if base is None else base.get("flops_per_step")
+  for r in rows:
+    r["model_gflops_per_s"] = None if flops is None else flops / r["ms_per_step"] / 1e6
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
@@ -298,11 +306,18 @@ def main(argv):
 
   by_name = {r["name"]: r for r in rows}
   base = by_name.get("jax")
-  print(f"{'row':15s}{'ms/step':>10s}{'img/s':>10s}{'jax/row':>8s}  device")
+  add_flop_rates(rows, base)
+  print(f"{'row':15s}{'ms/step':>10s}{'img/s':>10s}{'GFLOP/s':>9s}{'jax/row':>8s}  device")
   for r in rows:
     ratio = "" if base is None else f"{base['items_per_s'] / r['items_per_s']:.2f}x"
-    print(f"{r['name']:15s}{r['ms_per_step']:10.1f}{r['items_per_s']:10.1f}{ratio:>8s}  "
-          f"{r['device']}")
+    rate = "" if r.get("model_gflops_per_s") is None else f"{r['model_gflops_per_s']:.0f}"
+    print(f"{r['name']:15s}{r['ms_per_step']:10.1f}{r['items_per_s']:10.1f}{rate:>9s}"
+          f"{ratio:>8s}  {r['device']}")
+  eager = by_name.get("torch_eager")
+  if base is not None and eager is not None and base.get("peak_flops"):
+    need = 2 * eager["model_gflops_per_s"]
+    print(f"2x torch_eager needs {need:.0f} GFLOP/s over the whole step; the device peak "
+          f"({base['peak_source']}) is {base['peak_flops'] / 1e9:.0f} GFLOP/s")
   if fv.out:
     with open(fv.out, "w") as f:
       json.dump(rows, f, indent=2)

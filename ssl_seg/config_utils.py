@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 from absl import flags
 from ml_collections import config_flags
@@ -83,8 +84,23 @@ def _validate_data(data, f):
 
 
 def write_resolved(config, workdir):
-  """WORKDIR/config.json: the config after CLI overrides, as the run used it."""
+  """WORKDIR/config.json: the config after CLI overrides, as the run used it.
+
+  A re-run with a different config keeps the earlier file as config.prev-TIME.json (TIME its
+  modification time) rather than overwriting it: if the new config then fails to fit the
+  checkpoints, the config they were trained with is still there. Returns (path, kept path or
+  None).
+  """
   path = os.path.join(workdir, "config.json")
+  text = json.dumps(json.loads(config.to_json_best_effort()), indent=2, sort_keys=True)
+  kept = None
+  if os.path.exists(path):
+    with open(path) as f:
+      if f.read() == text:
+        return path, None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(os.path.getmtime(path)))
+    kept = os.path.join(workdir, f"config.prev-{stamp}.json")
+    os.replace(path, kept)
   with open(path, "w") as f:
-    json.dump(json.loads(config.to_json_best_effort()), f, indent=2, sort_keys=True)
-  return path
+    f.write(text)
+  return path, kept

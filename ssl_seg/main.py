@@ -41,7 +41,9 @@ def run(config, workdir, only=None, log=print):
                           "another --workdir")
   lead = jax.process_index() == 0  # Multi-host: one process writes the workdir's files.
   if lead:
-    config_utils.write_resolved(config, workdir)
+    _, kept = config_utils.write_resolved(config, workdir)
+    if kept:
+      log(f"config differs from this workdir's earlier run; its config.json is kept as {kept}")
   writer = metrics.MetricsWriter(workdir)
   results = {}
   try:

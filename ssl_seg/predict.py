@@ -14,6 +14,7 @@ CSV / LAS formats in `ssl_seg.digitize`.
 
 import os
 import sys
+from collections import Counter
 
 import numpy as np
 from absl import app, flags, logging
@@ -57,8 +58,11 @@ def curve_names(class_names, n_tracks, names=None):
 
 
 def digitize_file(seg, path, out_dir, *, depth_axis="auto", tracks=(), scales=(), depth=None,
-                  depth_unit="M", names=None, max_gap=8):
-  """Writes the mask, overlay, CSV (and LAS with scales and depth) for one scan."""
+                  depth_unit="M", names=None, max_gap=8, name=None):
+  """Writes the mask, overlay, CSV (and LAS with scales and depth) for one scan.
+
+  Outputs are named after `name` (default: the file's stem).
+  """
   image = scan_io.read_image(path)
   layout = inference.make_layout(image.shape, depth_axis, tracks)
   n = len(layout.tracks)
@@ -69,7 +73,7 @@ def digitize_file(seg, path, out_dir, *, depth_axis="auto", tracks=(), scales=()
   las_names = curve_names(seg.class_names, n, names)
   mask = inference.segment_scan(seg, image, layout)
   traces = inference.trace_scan(mask, layout, seg.class_names, max_gap)
-  name = scan_io.stem(path)
+  name = name or scan_io.stem(path)
   n_depth = image.shape[0] if layout.vertical else image.shape[1]
   depth_values = None if depth is None else np.linspace(depth[0], depth[1], n_depth)
   prefixes = [f"t{t + 1}_" if n > 1 else "" for t in range(n)]
@@ -90,6 +94,14 @@ def digitize_file(seg, path, out_dir, *, depth_axis="auto", tracks=(), scales=()
   return outputs
 
 
+def output_names(paths):
+  """{path: output name}: the file's stem, or stem_ext where two inputs share a stem (a.png
+  and a.tif would otherwise write over each other's a_mask.png)."""
+  stems = Counter(scan_io.stem(p) for p in paths)
+  return {p: scan_io.stem(p) if stems[scan_io.stem(p)] == 1
+          else f"{scan_io.stem(p)}_{os.path.splitext(p)[1].lstrip('.')}" for p in paths}
+
+
 def run(seg, inputs, out_dir, *, log=None, **kw):
   """Digitizes every file; a failing file is reported on one line and skipped.
 
@@ -98,9 +110,10 @@ def run(seg, inputs, out_dir, *, log=None, **kw):
   log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
   os.makedirs(out_dir, exist_ok=True)
   done, failed = [], []
+  names = output_names(inputs)
   for path in tqdm(inputs, desc="digitizing", unit="file", dynamic_ncols=True):
     try:
-      done.append(digitize_file(seg, path, out_dir, **kw))
+      done.append(digitize_file(seg, path, out_dir, name=names[path], **kw))
     except (ValueError, OSError, MemoryError) as e:
       failed.append((path, str(e)))
       log(f"error: {path}: {e} (skipped)")

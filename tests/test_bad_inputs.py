@@ -6,6 +6,7 @@ config errors and 1 for the rest; test_main.py checks one through a real subproc
 
 import dataclasses
 import errno
+import json
 import os
 
 import jax.numpy as jnp
@@ -107,11 +108,18 @@ def test_checkpoint_that_does_not_fit_lists_keys_and_shapes(tmp_path):
   mngr = checkpoint.manager(tmp_path / "pretrain")
   checkpoint.save(mngr, _state(other.stages.pretrain), {"stage": "pretrain"})
   mngr.close()
+  assert config_utils.write_resolved(other, tmp_path)[1] is None  # The earlier run's config.
+  assert config_utils.write_resolved(other, tmp_path)[1] is None  # Same config: nothing kept.
   before = sorted(os.listdir(tmp_path / "pretrain" / "checkpoints"))
   msg = _run_fails(_tiny(), tmp_path, checkpoint.CheckpointMismatchError,
                    "checkpoint does not fit the model", only=["pretrain"])
   assert "missing keys" in msg and "shape mismatches" in msg and "(1, 1, 48)" in msg
   assert sorted(os.listdir(tmp_path / "pretrain" / "checkpoints")) == before
+  # The config the checkpoint was trained with is kept beside the new config.json.
+  kept = [n for n in os.listdir(tmp_path) if n.startswith("config.prev-")]
+  assert len(kept) == 1
+  assert json.load(open(tmp_path / kept[0]))["stages"]["pretrain"]["model"]["dim"] == 48
+  assert json.load(open(tmp_path / "config.json"))["stages"]["pretrain"]["model"]["dim"] != 48
 
 
 def test_disk_full_during_save_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from ssl_seg.models import heads, vit
+from ssl_seg.models import heads, layers, vit
 from ssl_seg.tasks import simmim
 
 TINY = vit.VARIANTS["tiny"]
@@ -70,3 +70,42 @@ def test_loss_counts_masked_patches_only(kind):
   err = jnp.abs(pred - target) if kind == "l1" else (pred - target) ** 2
   expected = err.mean(-1)[np.asarray(mask)].mean()
   np.testing.assert_allclose(loss, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5])
+def test_dropout_drops_at_its_rate_and_keeps_the_mean(rate):
+  x = jnp.ones((301, 257))  # Odd size: the last 32-bit word is half used.
+  y = layers.dropout(x, rate, jax.random.key(0), train=True)
+  dropped = float((y == 0).mean())
+  # 77k Bernoulli draws: the std of the observed rate is < 0.002.
+  assert abs(dropped - rate) < 0.01, dropped
+  assert abs(float(y.mean()) - 1.0) < 0.02
+  values = np.unique(np.asarray(y))  # Kept elements are scaled by 1 / keep probability.
+  assert len(values) == 2 and values[0] == 0 and abs(values[1] - 1 / (1 - rate)) < 1e-4
+  other = layers.dropout(x, rate, jax.random.key(1), train=True)
+  assert not np.array_equal(np.asarray(y), np.asarray(other))
+  # Both halves of every random word are used: drops are not paired element to element.
+  flat = np.asarray(y).reshape(-1)
+  assert 0 < np.mean(flat[0::2] == 0) and 0 < np.mean(flat[1::2] == 0)
+  assert not np.array_equal(flat[0:-1:2] == 0, flat[1::2] == 0)
+  np.testing.assert_array_equal(layers.dropout(x, rate, None, train=True), x)
+  np.testing.assert_array_equal(layers.dropout(x, rate, jax.random.key(0), train=False), x)
+
+
+def test_attention_equals_the_textbook_formulation():
+  """The head-major einsums compute softmax(q k^T / sqrt(d)) v over the fused qkv kernel's
+  columns [q heads | k heads | v heads], as the study's model does; padding keys are ignored."""
+  dim, heads_, head_dim = 32, 3, 24  # heads * head_dim != dim, as in the paper's ViT.
+  attn = layers.Attention(dim, heads_, head_dim, 0.0, dtype=jnp.float32, rngs=nnx.Rngs(0))
+  x = jax.random.normal(jax.random.key(1), (2, 7, dim))
+  mask = jnp.array([[True] * 7, [True] * 4 + [False] * 3])
+  qkv = np.asarray(attn.norm(x)) @ np.asarray(attn.qkv.kernel[...])
+  q, k, v = np.split(qkv.reshape(2, 7, 3, heads_, head_dim), 3, axis=2)
+  q, k, v = (a[:, :, 0].transpose(0, 2, 1, 3) for a in (q, k, v))  # [B, heads, N, head_dim]
+  logits = q @ k.transpose(0, 1, 3, 2) / np.sqrt(head_dim)
+  logits = np.where(np.asarray(mask)[:, None, None, :], logits, -np.inf)
+  weights = np.exp(logits - logits.max(-1, keepdims=True))
+  weights /= weights.sum(-1, keepdims=True)
+  y = (weights @ v).transpose(0, 2, 1, 3).reshape(2, 7, -1)
+  expected = y @ np.asarray(attn.out.kernel[...]) + np.asarray(attn.out.bias[...])
+  np.testing.assert_allclose(attn(x, mask=mask), expected, rtol=1e-5, atol=1e-5)

@@ -123,6 +123,18 @@ def test_predict_writes_exact_size_mask_overlay_and_csv(seg, tmp_path, kind):
   assert ((px >= 0) & (px <= value_extent - 1)).all()
 
 
+def test_scans_sharing_a_stem_get_separate_outputs(seg, tmp_path):
+  Image.fromarray(_scan(1, 40, 90)).save(tmp_path / "a.png")
+  Image.fromarray(_scan(2, 40, 70)).save(tmp_path / "a.tif")
+  Image.fromarray(_scan(3, 40, 80)).save(tmp_path / "b.png")
+  inputs = scan_io.list_scans(tmp_path)
+  done, failed = predict.run(seg, inputs, str(tmp_path / "out"))
+  assert not failed and len(done) == 3
+  widths = {n: Image.open(tmp_path / "out" / f"{n}_mask.png").size[0]
+            for n in ("a_png", "a_tif", "b")}
+  assert widths == {"a_png": 90, "a_tif": 70, "b": 80}
+
+
 def test_portrait_tracks_map_back_and_las_is_written(seg, tmp_path):
   land = _scan(5, 48, 250)
   portrait = np.full((250, 120), 255, np.uint8)
