@@ -1,10 +1,12 @@
 r"""Score a curve segmenter on scans with known masks, and its digitized curves on known values.
 
   python -m ssl_seg.evaluate --checkpoint=runs/demo/finetune_warm --images=DIR --masks=DIR \
-      [--out=FILE.json] [--las=DIR] [--depth-axis=auto|vertical|horizontal]
+      [--out=FILE.json] [--las=DIR] [--depth-axis=auto|vertical|horizontal] [--track=X0:X1 ...]
 
 Masks are PNGs of class ids matched to images by file stem (NAME.png or NAME_mask.png).
 Segmentation metrics come from one confusion matrix summed over all files (`ssl_seg.metrics`).
+With --track, only those spans are segmented, as `ssl_seg.predict` does; the rest of the image
+counts as predicted background, so curves drawn outside the tracks count as misses.
 With --las, a truth sidecar NAME.las per image (written by `ssl_seg.render_las`) gives the
 source values drawn in each pixel column and where each curve's scale sits; the curve extracted
 from the predicted mask (`ssl_seg.digitize`, within that curve's track rows) is converted to
@@ -66,8 +68,8 @@ def _confusion(truth, pred, k):
                                              jnp.ones(truth.shape, jnp.int32), k))
 
 
-def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", max_gap=8,
-                   log=None):
+def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", tracks=(),
+                   max_gap=8, log=None):
   """(summary dict, per-file list, failed [(path, message)]) over the image files."""
   log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
   k = len(seg.class_names)
@@ -84,7 +86,7 @@ def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", m
       sidecar = None
       if las_dir:
         sidecar = render_las.read_truth(os.path.join(las_dir, f"{name}.las"))
-      layout = inference.make_layout(image.shape, depth_axis)
+      layout = inference.make_layout(image.shape, depth_axis, tracks)
       pred = inference.segment_scan(seg, image, layout)
       cm = _confusion(truth, pred, k)
       row = {"file": os.path.basename(path), **metrics.from_confusion(cm, seg.class_names)}
@@ -159,7 +161,7 @@ def main(argv):
     sys.exit(2)
   summary, per_file, failed = evaluate_files(seg, images, masks, las_dir=las_dir,
                                              depth_axis=_flag("depth-axis"),
-                                             max_gap=_flag("max-gap"))
+                                             tracks=_flag("track"), max_gap=_flag("max-gap"))
   if per_file:
     seg_keys = {k: v for k, v in summary.items()
                 if k in ("miou", "pixel_acc") or k.split("/")[0] in metrics.PER_CLASS}

@@ -237,6 +237,8 @@ def define_flags():
   flags.DEFINE_integer("window", 1024, "Window width in model pixels (multiple of 32).")
   flags.DEFINE_integer("overlap", 128, "Overlap of neighbouring windows, px.")
   flags.DEFINE_integer("batch-size", 4, "Windows per device batch.")
+  flags.DEFINE_multi_string("track", [], "X0:X1 span of one track across the value axis "
+                            "in original pixels (repeatable; default: the whole image).")
 
 
 def require_flags(*names):

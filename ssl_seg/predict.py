@@ -127,8 +127,6 @@ def define_flags():
   flags.DEFINE_string("input", None, "A scan (PNG, JPEG, TIFF) or a folder of them.")
   flags.DEFINE_string("output", None, "Folder for NAME_mask.png, _overlay.png, ...")
   inference.define_flags()
-  flags.DEFINE_multi_string("track", [], "X0:X1 span of one track across the value axis "
-                            "in original pixels (repeatable).")
   flags.DEFINE_multi_string("scale", [], "LEFT:RIGHT[:log] track scale, one for all "
                             "tracks or one per --track, in order.")
   flags.DEFINE_string("depth", None, "FIRST:LAST depth at the first and last pixel "

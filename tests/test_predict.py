@@ -214,6 +214,21 @@ def test_evaluate_matches_a_hand_computed_confusion(seg, tmp_path):
   assert summary["files"] == 2 and len(per_file) == 2
 
 
+def test_evaluate_with_a_track_scores_only_that_span_as_predicted(seg, tmp_path):
+  images, masks, truths = _eval_set(tmp_path)
+  summary, _, failed = evaluate.evaluate_files(seg, scan_io.list_images(images), str(masks),
+                                               tracks=["4:28"])
+  assert not failed
+  cm = np.zeros((3, 3), np.int64)
+  for name, truth in truths.items():
+    pred = inference.segment_scan(seg, scan_io.read_image(images / f"{name}.png"),
+                                  inference.make_layout(truth.shape, tracks=["4:28"]))
+    assert not pred[:4].any() and not pred[28:].any()  # Outside the track: background.
+    np.add.at(cm, (truth.ravel(), pred.ravel()), 1)
+  assert summary["pixel_acc"] == pytest.approx(np.diag(cm).sum() / cm.sum())
+  assert summary["recall/curve1"] == pytest.approx(cm[1, 1] / cm[1].sum())
+
+
 def test_r2_from_true_masks_is_near_one_on_rendered_las_logs(seg, tmp_path):
   las_path = tmp_path / "src.las"
   depth = np.arange(0, 400) * 0.5
