@@ -30,7 +30,7 @@ def welllog_data(num_train, num_eval, *, seed, height=128, min_width=192, max_wi
   return ml_collections.ConfigDict(dict(
       name="welllog_synthetic", height=height, min_width=min_width, max_width=max_width,
       num_train=num_train, num_eval=num_eval, num_labels=-1, seed=seed, las_paths=(),
-      num_buckets=2, max_batch_size=16))
+      las_curves=("GR", "RHOB"), num_buckets=2, max_batch_size=16))
 
 
 def corruption():

@@ -78,6 +78,10 @@ def _validate_data(data, f):
   if "num_labels" in data:
     _need(data.num_labels == -1 or data.num_labels >= 1, f"{f}.num_labels",
           f"must be -1 (all examples) or >= 1, got {data.num_labels} (an empty label subset)")
+  if "las_curves" in data:
+    _need(len(data.las_curves) == 2 and all(isinstance(c, str) and c for c in data.las_curves),
+          f"{f}.las_curves", f"must name two LAS curves (curve1, curve2), e.g. GR,RHOB; got "
+          f"{tuple(data.las_curves)}")
   if "min_width" in data:
     _need(data.min_width >= MIN_LOG_WIDTH, f"{f}.min_width", f"must be >= {MIN_LOG_WIDTH} px "
           f"(the network's stride), got {data.min_width}")

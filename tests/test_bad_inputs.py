@@ -180,6 +180,22 @@ def test_bad_las_files(tmp_path):
     _run_fails(cfg, tmp_path / "run", error, message, only=["pretrain"])
 
 
+def test_las_curves_are_chosen_by_config(tmp_path):
+  depth = np.linspace(1000.0, 1100.0, 200)
+  path = tmp_path / "gr_dt.las"
+  welllogs.write_las(path, depth, {"GR": np.linspace(10.0, 150.0, 200),
+                                   "DT": np.linspace(60.0, 120.0, 200)})
+  # The default curves (GR, RHOB) are not all there: one clear error.
+  _run_fails(_welllog(las_paths=(str(path),)), tmp_path / "a", ValueError,
+             "curve\\(s\\) 'RHOB' not in LAS file .*gr_dt.las; available curves: GR, DT",
+             only=["pretrain"])
+  stage = _welllog(las_paths=(str(path),), las_curves=("GR", "DT")).stages.pretrain
+  logs = sources.build_source(stage, "train")
+  assert len(logs) == stage.data.num_train and logs[0]["image"].shape[0] == 32
+  _run_fails(_welllog(las_curves=("GR",)), tmp_path / "b", config_utils.ConfigError,
+             "data.las_curves: must name two LAS curves")
+
+
 def _poison_step(monkeypatch, index):
   """Batch `index` of every train set is all zeros, and a zero batch has a NaN loss."""
   make_task, stage_data = tasks.make_task, sources.stage_data
