@@ -24,6 +24,9 @@ Timing as step_time.py: median of --steps timed steps after --warmup, each ended
 sync. --dtype=bfloat16 runs JAX's mixed precision and PyTorch under autocast(bfloat16). On a
 GPU, float32 matmuls use TF32 in both (JAX's default there; torch is told
 `set_float32_matmul_precision("high")`).
+Each row's GFLOP/s is XLA's FLOP count of the jax step (the same arithmetic in both) over that
+row's step time; the last line sets what 2x PyTorch eager would need against the device's peak
+(datasheet on a GPU, a large matmul timed in the same run elsewhere; see step_time.py).
 """
 
 import json
