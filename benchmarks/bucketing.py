@@ -25,7 +25,6 @@ once per distinct padded width, so its cost grows with --num_logs (up to 57 widt
 px) while bucketed stays at --num_buckets programs. Defaults take ~15 minutes there.
 """
 
-import json
 import os
 import sys
 import time
@@ -38,6 +37,7 @@ from absl import app, flags, logging  # noqa: E402
 from flax import nnx  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from benchmarks import output  # noqa: E402
 from configs import welllog_demo  # noqa: E402
 from ssl_seg import optim, state as state_lib, step as step_lib, tasks  # noqa: E402
 from ssl_seg.data import buckets, welllogs  # noqa: E402
@@ -214,9 +214,7 @@ def main(argv):
                        f"{fast['real_pixels']}")
   ratio = {fig: fast[fig] / base[fig] for fig in _RATIOS}
   _print_table(rows, ratio)
-  if _OUT.value:
-    with open(_OUT.value, "w") as f:
-      json.dump(rows + [{"name": "ratio", **ratio}], f, indent=2)
+  output.write_rows(_OUT.value, rows + [{"name": "ratio", **ratio}])
 
 
 if __name__ == "__main__":

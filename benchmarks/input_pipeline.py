@@ -17,7 +17,6 @@ The bottleneck is the slower of grain_augment and the train step. Without --dir,
 JPEGs (--src_size px, like ImageNet's typical 500x375 at the default) are written to a temp dir.
 """
 
-import json
 import os
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from absl import app, flags  # noqa: E402
 from flax import nnx  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from benchmarks import output  # noqa: E402
 from configs import common, vit_paper  # noqa: E402
 from ssl_seg import optim, state as state_lib, step as step_lib, tasks  # noqa: E402
 from ssl_seg.data import natural, pipeline  # noqa: E402
@@ -138,9 +138,7 @@ def main(argv):
   need = next(r for r in rows if r["name"].startswith("train_step"))["images_per_s"]
   verdict = ("the input pipeline" if feed < need else "the training step")
   print(f"bottleneck: {verdict} (pipeline+augment {feed:.0f} vs step {need:.0f} images/s)")
-  if _OUT.value:
-    with open(_OUT.value, "w") as f:
-      json.dump(rows, f, indent=1)
+  output.write_rows(_OUT.value, rows)
 
 
 def _augment_only(stage, batch, key):

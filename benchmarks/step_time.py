@@ -28,7 +28,6 @@ Figures per row:
                     (arguments + outputs + temporaries - donated aliases).
 """
 
-import json
 import os
 import sys
 import time
@@ -41,6 +40,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from flax import nnx  # noqa: E402
 
+from benchmarks import output  # noqa: E402
 from configs import common, vit_paper, welllog_demo  # noqa: E402
 from ssl_seg import optim, state as state_lib, step as step_lib, tasks  # noqa: E402
 from ssl_seg.data import buckets, synthetic, welllogs  # noqa: E402
@@ -304,9 +304,7 @@ def main(argv):
     print(f"  {r['name']}: {r['ms_per_step']:.1f} ms/step, {r['items_per_s']:.1f} items/s, "
           f"compile {r['compile_s']:.1f} s", flush=True)
   print_table(rows)
-  if fv.out:
-    with open(fv.out, "w") as f:
-      json.dump(rows, f, indent=2)
+  output.write_rows(fv.out, rows)
 
 
 if __name__ == "__main__":

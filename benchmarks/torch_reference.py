@@ -29,7 +29,6 @@ row's step time; the last line sets what 2x PyTorch eager would need against the
 (datasheet on a GPU, a large matmul timed in the same run elsewhere; see step_time.py).
 """
 
-import json
 import os
 import sys
 import time
@@ -42,7 +41,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from benchmarks import step_time  # noqa: E402
+from benchmarks import output, step_time  # noqa: E402
 from ssl_seg import tasks  # noqa: E402
 from ssl_seg.data import augment, synthetic  # noqa: E402
 from ssl_seg.models import vit  # noqa: E402
@@ -321,9 +320,7 @@ def main(argv):
     need = 2 * eager["model_gflops_per_s"]
     print(f"2x torch_eager needs {need:.0f} GFLOP/s over the whole step; the device peak "
           f"({base['peak_source']}) is {base['peak_flops'] / 1e9:.0f} GFLOP/s")
-  if fv.out:
-    with open(fv.out, "w") as f:
-      json.dump(rows, f, indent=2)
+  output.write_rows(fv.out, rows)
 
 
 if __name__ == "__main__":

@@ -97,9 +97,10 @@ def digitize_file(seg, path, out_dir, *, depth_axis="auto", tracks=(), scales=()
 def output_names(paths):
   """{path: output name}: the file's stem, or stem_ext where two inputs share a stem (a.png
   and a.tif would otherwise write over each other's a_mask.png)."""
-  stems = Counter(scan_io.stem(p) for p in paths)
-  return {p: scan_io.stem(p) if stems[scan_io.stem(p)] == 1
-          else f"{scan_io.stem(p)}_{os.path.splitext(p)[1].lstrip('.')}" for p in paths}
+  stems = {p: scan_io.stem(p) for p in paths}
+  count = Counter(stems.values())
+  return {p: s if count[s] == 1 else f"{s}_{os.path.splitext(p)[1].lstrip('.')}"
+          for p, s in stems.items()}
 
 
 def run(seg, inputs, out_dir, *, log=None, **kw):

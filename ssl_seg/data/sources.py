@@ -55,10 +55,9 @@ def _welllogs(data, split, keys, subset=None):
   seed, las = _split_seed(data, split), tuple(data.las_paths)
   kw = dict(height=data.height, min_width=data.min_width, max_width=data.max_width)
   if las:
-    # Configs saved before las_curves existed rendered GR and RHOB.
-    curves = tuple(data.get("las_curves", ("GR", "RHOB")))
-    examples = welllogs.render_dataset(seed, n, labeled=True, las_paths=las, las_curves=curves,
-                                       **kw)
+    if "las_curves" in data:  # Configs saved before the field keep welllogs' default curves.
+      kw["las_curves"] = tuple(data.las_curves)
+    examples = welllogs.render_dataset(seed, n, labeled=True, las_paths=las, **kw)
     examples = examples if subset is None else [examples[i] for i in subset]
   else:
     indices = range(n) if subset is None else subset
