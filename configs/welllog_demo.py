@@ -14,23 +14,24 @@ import dataclasses
 import ml_collections
 
 from configs import common
-from ssl_seg.data import corrupt
+from ssl_seg.data import corrupt, crops
 from ssl_seg.models import curvenet
 
 
 def curvenet_model(variant, dropout=0.0, dtype="float32"):
-  size = curvenet.VARIANTS[variant]
-  return ml_collections.ConfigDict(dict(
-      name="curvenet", variant=variant, dropout=dropout, dtype=dtype, widths=size.widths,
-      bottleneck_layers=size.bottleneck_layers, heads=size.heads, head_dim=size.head_dim,
-      mlp_ratio=size.mlp_ratio))
+  size = dataclasses.asdict(curvenet.VARIANTS[variant])
+  return ml_collections.ConfigDict(dict(name="curvenet", variant=variant, dropout=dropout,
+                                        dtype=dtype, **size))
 
 
 def welllog_data(num_train, num_eval, *, seed, height=128, min_width=192, max_width=768):
   return ml_collections.ConfigDict(dict(
       name="welllog_synthetic", height=height, min_width=min_width, max_width=max_width,
       num_train=num_train, num_eval=num_eval, num_labels=-1, seed=seed, las_paths=(),
-      las_curves=("GR", "RHOB"), num_buckets=2, max_batch_size=16))
+      las_curves=("GR", "RHOB"), num_buckets=2, max_batch_size=16,
+      # crop_width > 0: train on windows this wide (data/crops.py); fresh: new renders each
+      # step, a share las_fraction of them with curves from las_paths.
+      crop_width=0, fresh=False, las_fraction=1.0))
 
 
 def corruption():
@@ -48,29 +49,64 @@ def corruption():
 
 
 def get_config(arg=None):
-  arg = common.parse_arg(arg, labels=12, scale=1.0, variant="small")
-  n = lambda x: max(4, int(round(x * arg.scale)))
-  epochs = lambda x: max(1, int(round(x * arg.scale)))
-  pretrain = common.stage(
-      "denoise", model=curvenet_model(arg.variant), data=welllog_data(n(256), n(16), seed=1),
-      optim=common.optim(5e-3, weight_decay=1e-4, schedule="cosine", warmup_epochs=0.5,
-                         clip_norm=1.0),
-      epochs=epochs(5), batch_size=2, corruption=corruption())
+  """pretrain (denoise) -> synthetic (supervised, fresh renders) -> finetune_warm / _cold.
 
-  def finetune(init):
+  Every training stage sees fixed-width windows (`crop_width`); every eval, whole held-out logs.
+  `pretrain_steps`, `synthetic_steps` and `finetune_steps` are optimizer steps at `scale=1`.
+  """
+  arg = common.parse_arg(arg, labels=12, scale=1.0, variant="small", crop=256,
+                         pretrain_steps=600, synthetic_steps=1800, finetune_steps=300,
+                         batch=8, las_fraction=0.0)
+  n = lambda x: max(4, int(round(x * arg.scale)))
+  steps = lambda x: max(2, int(round(x * arg.scale)))
+  crop = dict(crop_width=arg.crop, las_fraction=arg.las_fraction)
+  # Fresh-render stages: 10 epochs of steps/10 steps each (evaluations and checkpoints).
+  fresh_epochs = 10
+
+  def fresh_data(total_steps, seed):
+    data = welllog_data(max(1, total_steps // fresh_epochs) * arg.batch, n(24), seed=seed)
+    data.update(dict(fresh=True, **crop))
+    return data
+
+  pretrain = common.stage(
+      "denoise", model=curvenet_model(arg.variant),
+      data=fresh_data(steps(arg.pretrain_steps), seed=1),
+      optim=common.optim(3e-3, weight_decay=1e-4, schedule="cosine", warmup_epochs=0.5,
+                         clip_norm=1.0),
+      epochs=fresh_epochs, batch_size=arg.batch, corruption=corruption())
+  pretrain.eval.every_epochs = fresh_epochs
+
+  def segmenter(data, epochs, init, lr):
     st = common.stage(
-        "curve_segment", model=curvenet_model(arg.variant),
-        data=welllog_data(arg.labels, n(24), seed=2),
-        optim=common.optim(5e-3, weight_decay=1e-4, schedule="cosine", warmup_epochs=1,
+        "curve_segment", model=curvenet_model(arg.variant), data=data,
+        optim=common.optim(lr, weight_decay=1e-4, schedule="cosine", warmup_epochs=0.5,
                            clip_norm=1.0),
-        epochs=epochs(40), batch_size=2, init_from=init,
-        encoder_policy="lr_scale=0.5" if init else "train", frozen_epochs=2 if init else 0,
+        epochs=epochs, batch_size=arg.batch, init_from=init,
         class_names=common.WELLLOG_CLASSES, class_weights=(1.0, 10.0, 10.0), loss="ce",
-        binary=False)
+        binary=False, weight_correction=0.0)
     st.augment.jitter = 0.2
-    st.data.max_batch_size = 8  # Few labelled logs: small batches, more steps per epoch.
-    st.eval.every_epochs = 4
     return st
 
-  return common.experiment({"pretrain": pretrain, "finetune_warm": finetune("pretrain"),
+  # Labels are free on synthetic renders: a supervised stage on new logs every step.
+  # Same data seed as the fine-tunes: the same held-out eval logs, so rows compare.
+  synthetic = segmenter(fresh_data(steps(arg.synthetic_steps), seed=2), fresh_epochs,
+                        "pretrain", 3e-3)
+  synthetic.eval.every_epochs = 2
+
+  def finetune(init):
+    # The few labelled logs, seen as random windows; warm starts from the synthetic stage's
+    # whole network (encoder and decoder: the same task), cold from random init.
+    data = welllog_data(arg.labels, n(24), seed=2)
+    data.update(crop)
+    epochs = max(1, round(steps(arg.finetune_steps)
+                          / crops.steps_per_epoch(arg.labels, arg.batch)))
+    st = segmenter(data, epochs, init, 1e-3 if init else 3e-3)
+    if init:
+      st.init_from.subtrees = ("encoder", "decoder")
+    st.eval.every_epochs = max(1, epochs // 5)
+    return st
+
+  return common.experiment({"pretrain": pretrain, "synthetic": synthetic,
+                            "finetune_warm": finetune("synthetic"),
                             "finetune_cold": finetune("")})
+

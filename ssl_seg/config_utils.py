@@ -58,6 +58,10 @@ def validate(config):
     _need(st.eval.every_epochs >= 1, f"{f}.eval.every_epochs", "must be >= 1")
     _need(st.encoder.frozen_epochs >= 0, f"{f}.encoder.frozen_epochs", "must be >= 0")
     _validate_data(st.data, f"{f}.data")
+    if "weight_correction" in st:
+      _need(0.0 <= st.weight_correction <= 1.0, f"{f}.weight_correction",
+            f"must be in [0, 1] (share of the class weights' bias removed), got "
+            f"{st.weight_correction}")
     try:
       optim.parse_policy(st.encoder.policy)
     except ValueError as e:
@@ -82,6 +86,13 @@ def _validate_data(data, f):
     _need(len(data.las_curves) == 2 and all(isinstance(c, str) and c for c in data.las_curves),
           f"{f}.las_curves", f"must name two LAS curves (curve1, curve2), e.g. GR,RHOB; got "
           f"{tuple(data.las_curves)}")
+  if data.get("crop_width", 0):
+    _need(data.crop_width % MIN_LOG_WIDTH == 0 and data.crop_width > 0, f"{f}.crop_width",
+          f"must be 0 (whole logs) or a positive multiple of {MIN_LOG_WIDTH} px (the "
+          f"network's stride), got {data.crop_width}")
+  if "las_fraction" in data:
+    _need(0.0 <= data.las_fraction <= 1.0, f"{f}.las_fraction",
+          f"must be a share in [0, 1], got {data.las_fraction}")
   if "min_width" in data:
     _need(data.min_width >= MIN_LOG_WIDTH, f"{f}.min_width", f"must be >= {MIN_LOG_WIDTH} px "
           f"(the network's stride), got {data.min_width}")

@@ -1,9 +1,22 @@
-"""Curves from masks: per-column centre lines, gaps and wrap-around; CSV and LAS output.
+"""Curves from masks: cleanup, one run per column and curve, gaps, wrap-around; CSV and LAS.
 
 Layout (the model's): depth runs along the columns, the value axis along the rows of one track,
 from row `bottom` (the scale's left value, track position 0) up to row `top` (its right value,
-position 1). For each column and class, the centre of the class's vertical run of pixels is the
-curve's position there.
+position 1). For each column and class, the centre of one vertical run of the class's pixels is
+the curve's position there.
+
+Cleanup. A segmenter paints some grid lines and specks as curve; `cleanup_mask` (its docstring
+has the rules) removes them before tracing, as `inference.trace_scan` does by default.
+
+Decoding. A column may hold several runs of a class: a stray blob, the other curve's ink given
+this class near a crossing, the remains of a grid line. The run kept is the one that continues
+the curve, chosen for the whole mask at once by dynamic programming (`_decode`): a path through
+the runs, at most one per column, earns 1 per column it reads and pays, per link, for ink
+beyond a free drift (squared, in track widths), a little for leaving the straight-ahead
+extrapolation and per bridged column, and for each new session, more where it could have
+linked instead. So the path stays on the curve through a column with a blob, skips a blob in
+a gap, keeps going straight where a branch of ink leaves the curve, and does not start on a
+blob that happens to be the tallest run of the first column, as picking per column would.
 
 Wrap-around. Real logs draw a value that runs past the track's edge from the opposite edge
 (a backup scale), and so does the renderer. A trace keeps, per column:
@@ -12,17 +25,23 @@ Wrap-around. Real logs draw a value that runs past the track's edge from the opp
         and re-entering at the bottom (left) one, -1 the other way, 0 normally;
   frac  the unwrapped position in track units, (bottom - px) / (bottom - top) + wrap, so a
         value 20 % past the right edge reads 1.2 and converts to right + 0.2 (right - left).
-Wraps are tracked from column to column: a jump counts as a wrap when the previous position
-lay in the band along the edge it would cross and the jump through that edge is the shorter.
-Counts are relative within a session (a run of columns without a gap longer than `max_gap`):
-nothing in the picture tells whether a curve entered the window already wrapped, or how far it
-wrapped while absent. Each session's counts are therefore shifted so that its most common
-count is 0: a curve is taken to spend most of its length on its main scale, as backup scales
-are drawn for excursions. A window that shows only an excursion reads one track width off.
+A link between columns may cross an edge when the earlier position lay in the band along that
+edge (the decoder takes whichever crossing, or none, is cheaper). Counts are relative within a
+session (a run of linked columns): nothing in the picture tells whether a curve entered the
+window already wrapped, or how far it wrapped while absent. Each session's counts are therefore
+shifted so that its most common count is 0: a curve is taken to spend most of its length on its
+main scale, as backup scales are drawn for excursions. A window that shows only an excursion
+reads one track width off.
 
-Gaps. Columns without ink stay empty (NaN). Gaps of at most `max_gap` columns between two
-inked columns (dashes, broken ink, a missed pixel) are bridged by linear interpolation of the
-unwrapped position and flagged `filled`; `max_gap=0` disables this.
+Gaps. Columns without ink stay empty (NaN; NULL in LAS, an empty cell in CSV). Gaps of at most
+`max_gap` columns inside a session (dashes, broken ink, the other curve drawn over this one at
+a crossing) are bridged by linear interpolation of the unwrapped position and flagged `filled`;
+`max_gap=0` disables this.
+
+Confidence, per column in [0, 1]: the mean class probability of the chosen run (1 without
+probabilities) times 2 / (n + 1) for a column holding n runs of the class (1, 0.67, 0.5, ...);
+a bridged column gets half the lower confidence of the two columns it bridges, times 0.8 per
+column further from the nearest ink; 0 where absent.
 """
 
 import csv
@@ -31,8 +50,20 @@ import math
 
 import lasio
 import numpy as np
+from scipy import ndimage
 
 NULL = -999.25
+
+# Decoder costs, in columns read (each column on the path earns 1). Distances are in track
+# widths, so the costs hold at the model's 32 rows and on a full-resolution scan alike.
+_GAP_COST = 0.02  # Per bridged column: of two equal links, the shorter.
+_SESSION_COST = 0.5  # Any new session: linking across a gap beats restarting after it.
+_JUMP_COST = 100.0  # Squared, in track widths beyond the free drift: 0.1 costs 1 column,
+# 0.3 costs 9. Steep dotted curves step a few px between dots; a blob is far off the curve.
+_BEND_COST = 0.5  # Off the straight-ahead extrapolation: at an X the straight branch wins.
+_RESTART_COST = 4.0  # On top, for a new session where a link was possible: a blob in a gap
+# must span over 2 x 4.5 columns to be worth leaving the curve for and coming back to it.
+_FREE_SLOPE = 1.0  # Px per column a curve may drift across a gap without cost (45 degrees).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +115,7 @@ class Trace:
   wrap: np.ndarray  # int [W]
   frac: np.ndarray  # float [W] unwrapped track position
   filled: np.ndarray  # bool [W] bridged a short gap
+  confidence: np.ndarray | None = None  # float [W] in [0, 1]
 
 
 def column_runs(m):
@@ -97,8 +129,120 @@ def column_runs(m):
   return cols, starts, ends
 
 
-def trace(mask, cls, *, top=0, bottom=None, max_gap=8, edge_band=0.15):
-  """The centre line of class `cls` in mask [H, W] within the track rows top..bottom."""
+def cleanup_mask(mask, classes=(1, 2), *, line_px=None, min_line=None, min_size=None,
+                 reach=None):
+  """A copy of class ids [H, W] (depth along columns) without grid lines and specks painted
+  as one of `classes`; they become background, other pixels are kept.
+
+  Per class, on its pixels alone:
+    value-axis grid lines: stretches of >= 16 consecutive columns whose run of the class covers
+      the same rows, at most `line_px` of them (so nothing of the class lies just above or
+      below). Where such stretches at the same rows add up to `min_line` columns (default
+      max(64, W / 4)), and in at least half of those columns the class has other ink within
+      `reach` columns (a dashed curve's dashes count), every run at those rows is dropped,
+      stubs between crossings too. A grid line keeps its rows across the image, even where
+      curves cut it into pieces, and the curve runs beside it; a curve holds one value that
+      long only on its own (a caliper at bit size), and is kept. A grid line painted where the
+      curve is absent is not caught; neither is a curve pegged exactly on a grid line's rows.
+    depth grid lines: rows whose run of the class covers the same columns, at most `line_px`
+      of them, dropped where there are at least max(4, H / 2) such rows (and 3 times their
+      width), one of them on the track's top or bottom edge. A depth line painted as curve
+      spans the track, in pieces where curves cross it (those rows, wider, are kept); a
+      steep curve's one-column stretch spans half the track only at a jump, and reaches the
+      edge only where it wraps. Such a rare column is dropped too and gap bridging refills it.
+    specks: 8-connected components under `min_size` px (default line_px ** 2) with no other
+      component of the class within `reach` px (default max(8, 2 line_px)). A dash of a dashed
+      curve has its neighbours a dash gap away; noise has none.
+  `line_px` defaults to max(2, H // 16): 2 px at the model's 32-row tracks, growing with the
+  mask when predict scales it back up to a large scan.
+  """
+  mask = np.asarray(mask)
+  height, width = mask.shape
+  line_px = max(2, height // 16) if line_px is None else line_px
+  min_line = max(64, width // 4) if min_line is None else min_line
+  min_size = line_px ** 2 if min_size is None else min_size
+  reach = max(8, 2 * line_px) if reach is None else reach
+  out = mask.copy()
+  for k in classes:
+    m = mask == k
+    # Value lines first: where they cross a depth line, its rows are wide until they are gone.
+    m &= ~_value_lines(m, line_px, min_line, reach)
+    m &= ~_depth_lines(m, line_px)
+    m &= ~_specks(m, min_size, reach)
+    out[(mask == k) & ~m] = 0
+  return out
+
+
+def _value_lines(m, line_px, min_line, reach, min_piece=16, min_shared=0.5):
+  """bool [H, W]: the value-axis grid lines in class pixels m (see `cleanup_mask`)."""
+  out = np.zeros(m.shape, bool)
+  cols, starts, ends = column_runs(m)
+  # Other ink of the class within `reach` columns: a dashed curve's dashes count too.
+  multi = np.bincount(cols, minlength=m.shape[1]) > 1
+  shared = ndimage.maximum_filter1d(multi, 2 * reach + 1)[cols]
+  thin = ends - starts <= line_px
+  order = np.lexsort((cols[thin], ends[thin], starts[thin]))
+  c, s, e, shared = cols[thin][order], starts[thin][order], ends[thin][order], shared[thin][order]
+  if not c.size:
+    return out
+  new_rows = np.r_[True, (s[1:] != s[:-1]) | (e[1:] != e[:-1])]
+  stretch = np.cumsum(new_rows | np.r_[True, np.diff(c) != 1]) - 1
+  rows = np.cumsum(new_rows) - 1
+  piece = np.bincount(stretch)[stretch] >= min_piece
+  total = np.bincount(rows, weights=piece)[rows]
+  # Pieces are the evidence; once the rows are a line, its stubs between crossings go too.
+  hit = (total >= min_line) & (np.bincount(rows, weights=piece & shared)[rows]
+                               >= min_shared * total)
+  for d in range(line_px):  # Paint row start + d of every hit run that is that thick.
+    sel = hit & (e - s > d)
+    out[s[sel] + d, c[sel]] = True
+  return out
+
+
+def _depth_lines(m, line_px):
+  """bool [H, W]: the depth grid lines in class pixels m (see `cleanup_mask`)."""
+  height = m.shape[0]
+  out = np.zeros(m.shape, bool)
+  rows, starts, ends = column_runs(m.T)  # Horizontal runs: row, first column, end column.
+  narrow = ends - starts <= line_px
+  order = np.lexsort((rows[narrow], ends[narrow], starts[narrow]))
+  r, s, e = rows[narrow][order], starts[narrow][order], ends[narrow][order]
+  if not r.size:
+    return out
+  key = np.cumsum(np.r_[True, (s[1:] != s[:-1]) | (e[1:] != e[:-1])]) - 1
+  total = np.bincount(key)[key]
+  edge = np.bincount(key, weights=(r == 0) | (r == height - 1))[key] > 0
+  hit = edge & (total >= np.maximum(max(4, height / 2), 3 * (e - s)))
+  for d in range(line_px):  # Paint column start + d of every hit run that is that wide.
+    sel = hit & (e - s > d)
+    out[r[sel], s[sel] + d] = True
+  return out
+
+
+def _specks(m, min_size, reach):
+  """bool [H, W]: small components of m with no other component within `reach` px."""
+  out = np.zeros(m.shape, bool)
+  labels, n = ndimage.label(m, structure=np.ones((3, 3), bool))
+  if not n:
+    return out
+  sizes = np.bincount(labels.ravel())
+  boxes = ndimage.find_objects(labels)
+  for i in np.flatnonzero(sizes[1:] < min_size) + 1:
+    rs, cs = boxes[i - 1]
+    near = labels[max(rs.start - reach, 0):rs.stop + reach,
+                  max(cs.start - reach, 0):cs.stop + reach]
+    if not ((near != 0) & (near != i)).any():
+      out[rs, cs] |= labels[rs, cs] == i
+  return out
+
+
+def trace(mask, cls, *, top=0, bottom=None, max_gap=8, edge_band=0.15, probs=None):
+  """The centre line of class `cls` in mask [H, W] within the track rows top..bottom.
+
+  Args:
+    probs: optional class probabilities, float [H, W] for `cls` or [H, W, K] for all classes;
+      a column's confidence starts from the chosen run's mean (see the module docstring).
+  """
   mask = np.asarray(mask)
   height, width = mask.shape
   bottom = height - 1 if bottom is None else bottom
@@ -108,42 +252,89 @@ def trace(mask, cls, *, top=0, bottom=None, max_gap=8, edge_band=0.15):
   band = max(2.0, edge_band * length)
   cols, starts, ends = column_runs(mask[top:bottom + 1] == cls)
   centre = top + (starts + ends - 1) / 2.0  # Row of each run's centre.
-  pos = bottom - centre  # Distance above the bottom row, 0..length.
-  near_bottom = (top + ends - 1) >= bottom - band
-  near_top = (top + starts) <= top + band
+  # Positions above the bottom row, 0..length: the run's lowest and highest pixel, its centre.
+  lo, hi = (bottom - top - (ends - 1)).astype(float), (bottom - top - starts).astype(float)
+  pos = bottom - centre
   out = Trace(np.full(width, np.nan), np.zeros(width, np.int64), np.full(width, np.nan),
-              np.zeros(width, bool))
-  session = np.full(width, -1)  # Columns tracked without a reset share a session id.
-  prev = None  # (col, unwrapped pos, wrap, near_top, near_bottom)
-  n_session = 0
-  bounds = np.flatnonzero(np.r_[True, np.diff(cols) > 0, True]) if cols.size else [0]
-  for a, b in zip(bounds[:-1], bounds[1:]):
-    col = int(cols[a])
-    runs = range(a, b)
-    if prev is None or col - prev[0] > max_gap + 1:
-      j = max(runs, key=lambda r: ends[r] - starts[r])
-      wrap = 0
-      n_session += 1
-    else:
-      best = None
-      for r in runs:
-        for dw in (0, 1, -1):
-          # Only a curve that was in the edge band can have crossed that edge. The run on the
-          # far side need not touch the other edge: a steep curve moves far in one column.
-          if (dw == 1 and not prev[3]) or (dw == -1 and not prev[4]):
-            continue
-          dist = abs(pos[r] + (prev[2] + dw) * length - prev[1])
-          if best is None or dist < best[0]:
-            best = (dist, r, prev[2] + dw)
-      _, j, wrap = best
-    u = pos[j] + wrap * length
-    out.px[col], out.wrap[col], out.frac[col] = centre[j], wrap, u / length
-    session[col] = n_session
-    prev = (col, u, wrap, bool(near_top[j]), bool(near_bottom[j]))
-  _main_scale(out, session)
+              np.zeros(width, bool), np.zeros(width))
+  nodes, wrap, session = _decode(cols, lo, hi, pos, hi >= length - band, lo <= band, length,
+                                 max_gap)
+  c = cols[nodes]
+  out.px[c], out.wrap[c], out.frac[c] = centre[nodes], wrap, (pos[nodes] + wrap * length) / length
+  sessions = np.full(width, -1)
+  sessions[c] = session
+  base = np.ones(len(nodes))
+  if probs is not None:
+    p = np.asarray(probs, np.float64)
+    p = p[..., cls] if p.ndim == 3 else p
+    sums = np.cumsum(np.pad(p[top:bottom + 1], ((1, 0), (0, 0))), axis=0)
+    base = (sums[ends[nodes], c] - sums[starts[nodes], c]) / (ends[nodes] - starts[nodes])
+  out.confidence[c] = np.clip(base, 0.0, 1.0) * 2.0 / (np.bincount(cols, minlength=width)[c] + 1)
+  _main_scale(out, sessions)
   if max_gap > 0:
-    _fill_gaps(out, session, max_gap, top, bottom)
+    _fill_gaps(out, sessions, max_gap, top, bottom)
   return out
+
+
+def _decode(cols, lo, hi, pos, near_top, near_bottom, length, max_gap):
+  """The runs on the curve (module docstring): (run indices, wrap counts, session ids)."""
+  n = len(cols)
+  if not n:
+    return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+  cols, lo, hi, pos = cols.tolist(), lo.tolist(), hi.tolist(), pos.tolist()
+  near_top, near_bottom = near_top.tolist(), near_bottom.tolist()
+  score, back, dwrap, vel = [0.0] * n, [-1] * n, [0] * n, [0.0] * n
+  linked = [False] * n  # Continues its `back` run's session (else starts a new one).
+  far = (0.0, -1)  # Best path ending left of the link window, to restart from.
+  first = 0  # First run inside the link window.
+  start = 0
+  while start < n:
+    col = cols[start]
+    stop = start
+    while stop < n and cols[stop] == col:
+      stop += 1
+    while cols[first] < col - max_gap - 1:
+      far = max(far, (score[first], first))
+      first += 1
+    for i in range(start, stop):
+      best = (far[0] - _SESSION_COST, far[1], False, 0)
+      for j in range(first, start):
+        dc = col - cols[j]
+        if score[j] - _SESSION_COST - _RESTART_COST > best[0]:
+          best = (score[j] - _SESSION_COST - _RESTART_COST, j, False, 0)
+        pred = pos[j] + vel[j] * dc
+        # Only a curve that was in the edge band can have crossed that edge. The run on the far
+        # side need not touch the other edge: a steep curve moves far in one column.
+        for dw in (0, 1, -1):
+          if (dw == 1 and not near_top[j]) or (dw == -1 and not near_bottom[j]):
+            continue
+          a, b = lo[i] + dw * length, hi[i] + dw * length
+          # A curve that moved h px within a column (a tall run) may move that much again
+          # into the next one: steep dashes and broken steep ink leave such steps.
+          gap = (max(0.0, a - hi[j] - 1, lo[j] - b - 1) - _FREE_SLOPE * dc
+                 - max(hi[j] - lo[j], hi[i] - lo[i]))
+          off = max(0.0, a - pred, pred - b)
+          jump = min(max(gap, 0.0), off) / length
+          cost = _GAP_COST * (dc - 1) + _JUMP_COST * jump * jump + _BEND_COST * off / length
+          if score[j] - cost > best[0]:
+            best = (score[j] - cost, j, True, dw)
+      score[i], back[i], linked[i], dwrap[i] = best[0] + 1.0, best[1], best[2], best[3]
+      if linked[i]:
+        j = back[i]
+        step = (pos[i] + dwrap[i] * length - pos[j]) / (col - cols[j])
+        vel[i] = vel[j] + 0.5 * (step - vel[j])  # Smoothed: centres move in whole px.
+    start = stop
+  end = max(range(n), key=lambda i: (score[i], i))
+  path = []
+  while end >= 0:
+    path.append(end)
+    end = back[end]
+  path.reverse()
+  wrap, session = np.zeros(len(path), np.int64), np.zeros(len(path), np.int64)
+  for t, i in enumerate(path[1:], 1):
+    wrap[t] = wrap[t - 1] + dwrap[i] if linked[i] else 0
+    session[t] = session[t - 1] + (not linked[i])
+  return np.asarray(path, np.int64), wrap, session
 
 
 def _main_scale(out, session):
@@ -171,11 +362,18 @@ def _fill_gaps(out, session, max_gap, top, bottom):
                       wrap)
       out.frac[cols], out.wrap[cols], out.filled[cols] = frac, wrap, True
       out.px[cols] = bottom - (frac - wrap) * length
+      ink = np.minimum(cols - a, b - cols)  # Columns to the nearest read one.
+      out.confidence[cols] = 0.5 * min(out.confidence[a], out.confidence[b]) * 0.8 ** (ink - 1)
 
 
 def trace_classes(mask, classes=(1, 2), **kw):
   """{class id: Trace} for every class in `classes`."""
   return {k: trace(mask, k, **kw) for k in classes}
+
+
+def coverage(tr):
+  """The share of depth columns where the trace has a value, read or bridged."""
+  return float(np.isfinite(tr.frac).mean()) if tr.frac.size else 0.0
 
 
 def _fmt(x, digits):
@@ -192,6 +390,9 @@ def table(depth_px, traces, *, names, to_original, scales=None, depth=None):
     to_original: per track, a function mapping model-layout rows to original coordinates.
     scales: per track a `Scale` or None; adds `<curve>_value` columns.
     depth: float [N] depth per row, or None.
+
+  A trace with confidences adds `<curve>_confidence` after `<curve>_filled`. Every column but
+  depth_px and depth is empty where the curve has no value.
   """
   cols = {"depth_px": [str(int(d)) for d in depth_px]}
   if depth is not None:
@@ -206,6 +407,9 @@ def table(depth_px, traces, *, names, to_original, scales=None, depth=None):
       if scales is not None and scales[t] is not None:
         cols[f"{p}_value"] = [_fmt(x, 0) for x in scales[t].values(tr.frac)]
       cols[f"{p}_filled"] = [str(int(f)) if ok else "" for f, ok in zip(tr.filled, present)]
+      if tr.confidence is not None:
+        cols[f"{p}_confidence"] = [_fmt(x, 3) if ok else ""
+                                   for x, ok in zip(tr.confidence, present)]
   return cols
 
 

@@ -32,6 +32,9 @@ from ssl_seg import checkpoint, digitize, inference, metrics, render_las, scan_i
 _flag = inference.flag
 
 
+RULE_KEYS = ("f1", "precision", "recall")  # What the rule's rows report (no IoU, no miou).
+
+
 def find_mask(masks_dir, name):
   for candidate in (f"{name}_mask.png", f"{name}.png"):
     path = os.path.join(masks_dir, candidate)
@@ -63,9 +66,23 @@ def curve_scores(mask, truth, max_gap=8):
   return out
 
 
-def _confusion(truth, pred, k):
-  return np.asarray(metrics.confusion_matrix(jnp.asarray(truth), jnp.asarray(pred),
-                                             jnp.ones(truth.shape, jnp.int32), k))
+def _counts(truth, pred, k):
+  """(confusion [K, K], tolerant counts [4, K]) of one mask against its truth."""
+  t, p = jnp.asarray(truth)[None], jnp.asarray(pred)[None]
+  w = jnp.ones(t.shape, jnp.int32)
+  return (np.asarray(metrics.confusion_matrix(t, p, w, k)),
+          np.asarray(metrics.tolerant_counts(t, p, w, k)))
+
+
+def rule_mask(image):
+  """`metrics.threshold_rule` on one grayscale scan: every dark pixel is curve1."""
+  ink = 1.0 - jnp.asarray(image, jnp.float32)[None] / 255.0
+  return np.asarray(metrics.threshold_rule(ink, jnp.ones(ink.shape, bool))[0])
+
+
+def _scores(cm, tol, class_names):
+  return {**metrics.from_confusion(cm, class_names),
+          **metrics.from_tolerant_counts(tol, class_names)}
 
 
 def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", tracks=(),
@@ -73,7 +90,9 @@ def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", t
   """(summary dict, per-file list, failed [(path, message)]) over the image files."""
   log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
   k = len(seg.class_names)
-  total = np.zeros((k, k), np.int64)
+  # Model and threshold rule: confusion and tolerant counts summed over files.
+  totals = {who: [np.zeros((k, k), np.int64), np.zeros((4, k), np.int64)]
+            for who in ("model", "rule")}
   per_file, failed = [], []
   for path in tqdm(images, desc="evaluating", unit="file", dynamic_ncols=True):
     name = scan_io.stem(path)
@@ -88,10 +107,13 @@ def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", t
         sidecar = render_las.read_truth(os.path.join(las_dir, f"{name}.las"))
       layout = inference.make_layout(image.shape, depth_axis, tracks)
       pred = inference.segment_scan(seg, image, layout)
-      cm = _confusion(truth, pred, k)
-      row = {"file": os.path.basename(path), **metrics.from_confusion(cm, seg.class_names)}
+      rule = rule_mask(image)
+      counts = {"model": _counts(truth, pred, k), "rule": _counts(truth, rule, k)}
+      row = {"file": os.path.basename(path), **_scores(*counts["model"], seg.class_names),
+             **{f"rule/{key}": v for key, v in _scores(*counts["rule"], seg.class_names).items()
+                if key.startswith(RULE_KEYS)}}
       if sidecar is not None:
-        for tag, m in (("", pred), ("_truth_mask", truth)):
+        for tag, m in (("", pred), ("_truth_mask", truth), ("_rule", rule)):
           for c, scores in curve_scores(m, sidecar, max_gap).items():
             for key, v in scores.items():
               row[f"{key}{tag}/{seg.class_names[c]}"] = v
@@ -99,14 +121,18 @@ def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", t
       failed.append((path, str(e)))
       log(f"error: {path}: {e} (skipped)")
       continue
-    total += cm
+    for who, (cm, tol) in counts.items():
+      totals[who][0] += cm
+      totals[who][1] += tol
     per_file.append(row)
   summary = {"files": len(per_file), "failed": len(failed)}
   if per_file:
-    summary.update(metrics.from_confusion(total, seg.class_names))
+    summary.update(_scores(*totals["model"], seg.class_names))
+    summary.update({f"rule/{key}": v for key, v in _scores(*totals["rule"], seg.class_names).items()
+                    if key.startswith(RULE_KEYS)})
     curve_keys = sorted({key for r in per_file for key in r if key.split("/")[0] in
                          {f"{m}{t}" for m in ("r2", "coverage", "mae_track")
-                          for t in ("", "_truth_mask")}})
+                          for t in ("", "_truth_mask", "_rule")}})
     for key in curve_keys:
       vals = np.array([r.get(key, np.nan) for r in per_file], np.float64)
       summary[key] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
@@ -122,6 +148,17 @@ def _json_safe(x):
   if isinstance(x, list):
     return [_json_safe(v) for v in x]
   return None if isinstance(x, float) and not np.isfinite(x) else x
+
+
+def versus_rule_table(summary, class_names):
+  """Model against the threshold rule on the same files: F1, tolerant F1, digitized R^2."""
+  cols = [f"{m}/{c}" for m in ("f1", "f1_tol1") for c in class_names[1:]]
+  cols += [f"r2/{c}" for c in class_names[1:] if f"r2/{c}" in summary]
+  rows = [("model", {c: summary.get(c) for c in cols}),
+          ("threshold rule", {c: summary.get(f"rule/{c}", summary.get(
+              c.replace("r2/", "r2_rule/"))) for c in cols})]
+  return metrics.format_table(rows, cols, title="model vs the threshold rule (every dark pixel "
+                              "is curve1), same files")
 
 
 def curve_table(summary, class_names):
@@ -167,6 +204,7 @@ def main(argv):
                 if k in ("miou", "pixel_acc") or k.split("/")[0] in metrics.PER_CLASS}
     print(metrics.summary_table(seg_keys, seg.class_names,
                                 title=f"{summary['files']} file(s), {ckpt}"))
+    print(versus_rule_table(summary, seg.class_names))
     table = curve_table(summary, seg.class_names)
     if table:
       print(table)

@@ -135,12 +135,15 @@ def load(path, *, window=1024, overlap=128, batch_size=4, step=None):
   finally:
     mngr.close()
   traces = []
+  # The same decision rule as the stage's eval (curve_segment.decision_logits).
+  class_weights = tuple(stage.class_weights) if stage.get("class_weights") else None
+  correction = stage.get("weight_correction", 0.0)
 
   def forward(params, images, valid):
     traces.append(images.shape)  # Runs once per compilation, never per call.
     model = nnx.merge(graphdef, params, rest)
     logits, _ = model(curve_segment.ink(images), valid=valid, train=False)
-    return logits.astype(np.float32)
+    return curve_segment.decision_logits(logits, class_weights, correction).astype(np.float32)
 
   height = int(stage.data.height)
   return Segmenter(jax.jit(forward), params, height, tuple(task.class_names), window, overlap,
@@ -211,13 +214,22 @@ def segment_scan(seg, image, layout):
   return mask
 
 
-def trace_scan(mask, layout, class_names, max_gap=8):
-  """Per track, {curve name: Trace} in the model layout of that track."""
+def trace_scan(mask, layout, class_names, max_gap=8, *, cleanup=True, probs=None):
+  """Per track, {curve name: Trace} in the model layout of that track.
+
+  Args:
+    cleanup: first drop grid lines and specks painted as a curve (`digitize.cleanup_mask`),
+      per track: its rows are the value axis that grid lines follow.
+    probs: optional float [H, W, K] class probabilities in the scan's layout, for confidences.
+  """
+  curves = [(k, name) for k, name in enumerate(class_names) if k > 0]
   out = []
   for t in range(len(layout.tracks)):
     m = layout.crop(mask, t)
-    out.append({name: digitize.trace(m, k, max_gap=max_gap)
-                for k, name in enumerate(class_names) if k > 0})
+    if cleanup:
+      m = digitize.cleanup_mask(m, [k for k, _ in curves])
+    p = None if probs is None else layout.crop(probs, t)
+    out.append({name: digitize.trace(m, k, max_gap=max_gap, probs=p) for k, name in curves})
   return out
 
 

@@ -24,7 +24,9 @@ _CACHE = flags.DEFINE_string(
     "skip recompiling.")
 flags.mark_flags_as_required(["config", "workdir"])
 
-SUMMARY_METRICS = ("miou", "pixel_acc", "f1/curve1", "f1/curve2", "acc", "loss")
+SUMMARY_METRICS = ("miou", "pixel_acc", "f1/curve1", "f1/curve2", "f1_tol1/curve1",
+                   "f1_tol1/curve2", "acc", "loss")
+RULE_ROW = "threshold rule"  # curve_segment's baseline on the same eval logs.
 CONVERGENCE_METRICS = ("f1/curve1", "f1/curve2", "miou")
 
 
@@ -56,6 +58,9 @@ def run(config, workdir, only=None, log=print):
   finally:
     writer.close()
   rows = [(name, {k: r.get(k) for k in SUMMARY_METRICS}) for name, r in results.items() if r]
+  rule = [r for r in results.values() if r and "rule/f1/curve1" in r]
+  if rule:  # The last curve stage's; stages that share eval logs share this row.
+    rows.append((RULE_ROW, {k: rule[-1].get(f"rule/{k}") for k in SUMMARY_METRICS}))
   log(metrics.format_table(rows, list(SUMMARY_METRICS), title="final eval per stage"))
   plot = lead and plots.convergence(metrics.read_jsonl(writer.path), CONVERGENCE_METRICS,
                                     os.path.join(workdir, "convergence.png"))

@@ -2,16 +2,23 @@ r"""Segment scans of any size with a trained CurveNet and digitize their curves.
 
   python -m ssl_seg.predict --checkpoint=runs/demo/finetune_warm --input=scans/ --output=out/ \
       [--depth-axis=auto|vertical|horizontal] [--track=X0:X1 ...] \
-      [--scale=LEFT:RIGHT[:log] ...] [--depth=FIRST:LAST] [--depth-unit=M]
+      [--scale=LEFT:RIGHT[:log] ...] [--depth=FIRST:LAST] [--depth-unit=M] \
+      [--min-coverage=0.5] [--strict] [--nocleanup]
 
 Writes, per input NAME: NAME_mask.png (class ids, the input's exact size), NAME_overlay.png
 (mask and centre lines over the scan) and NAME_curves.csv (see `ssl_seg.digitize`); with
 --scale and --depth also NAME.las.
 
+Coverage: a curve with a value on fewer than --min-coverage of a file's depth columns gets a
+warning line on stderr; with --strict the command then exits 1 after all files, naming them,
+as it does for files that fail. A run that found no curve at all says so instead of reporting
+files digitized.
+
 Inference (windows, rotation, tracks) is in `ssl_seg.inference`; curve extraction and the
 CSV / LAS formats in `ssl_seg.digitize`.
 """
 
+import math
 import os
 import sys
 from collections import Counter
@@ -58,10 +65,12 @@ def curve_names(class_names, n_tracks, names=None):
 
 
 def digitize_file(seg, path, out_dir, *, depth_axis="auto", tracks=(), scales=(), depth=None,
-                  depth_unit="M", names=None, max_gap=8, name=None):
+                  depth_unit="M", names=None, max_gap=8, name=None, cleanup=True):
   """Writes the mask, overlay, CSV (and LAS with scales and depth) for one scan.
 
-  Outputs are named after `name` (default: the file's stem).
+  Outputs are named after `name` (default: the file's stem). Returns the paths written by
+  kind ("mask", "overlay", "csv", "las"), plus "input" (`path`) and "coverage": {CSV column
+  prefix of each curve: share of depth columns with a value, read or bridged}.
   """
   image = scan_io.read_image(path)
   layout = inference.make_layout(image.shape, depth_axis, tracks)
@@ -72,7 +81,7 @@ def digitize_file(seg, path, out_dir, *, depth_axis="auto", tracks=(), scales=()
   scales = [scales[0]] * n if len(scales) == 1 else list(scales) if scales else [None] * n
   las_names = curve_names(seg.class_names, n, names)
   mask = inference.segment_scan(seg, image, layout)
-  traces = inference.trace_scan(mask, layout, seg.class_names, max_gap)
+  traces = inference.trace_scan(mask, layout, seg.class_names, max_gap, cleanup=cleanup)
   name = name or scan_io.stem(path)
   n_depth = image.shape[0] if layout.vertical else image.shape[1]
   depth_values = None if depth is None else np.linspace(depth[0], depth[1], n_depth)
@@ -91,7 +100,15 @@ def digitize_file(seg, path, out_dir, *, depth_axis="auto", tracks=(), scales=()
     outputs["las"] = os.path.join(out_dir, f"{name}.las")
     digitize.write_las(outputs["las"], depth_values, dict(zip(las_names, values)),
                        depth_unit=depth_unit, well=name)
+  outputs["input"] = path
+  outputs["coverage"] = {f"{prefixes[t]}{curve}": digitize.coverage(tr)
+                         for t in range(n) for curve, tr in traces[t].items()}
   return outputs
+
+
+def low_coverage(outputs, min_coverage):
+  """[(curve, share)] of a file's curves with a value on fewer than `min_coverage` columns."""
+  return [(c, v) for c, v in outputs["coverage"].items() if v < min_coverage]
 
 
 def output_names(paths):
@@ -103,8 +120,9 @@ def output_names(paths):
           for p, s in stems.items()}
 
 
-def run(seg, inputs, out_dir, *, log=None, **kw):
-  """Digitizes every file; a failing file is reported on one line and skipped.
+def run(seg, inputs, out_dir, *, log=None, min_coverage=0.5, **kw):
+  """Digitizes every file; a failing file is reported on one line and skipped, and a curve
+  read on fewer than `min_coverage` of a file's depth columns gets a warning line.
 
   Returns (outputs per good file, [(path, message)] per failed file).
   """
@@ -118,8 +136,11 @@ def run(seg, inputs, out_dir, *, log=None, **kw):
     except (ValueError, OSError, MemoryError) as e:
       failed.append((path, str(e)))
       log(f"error: {path}: {e} (skipped)")
+      continue
+    for curve, share in low_coverage(done[-1], min_coverage):
+      # Rounded down: 49.6 % under a 50 % threshold must not read "50%".
+      log(f"warning: {path}: {curve} read on only {math.floor(100 * share)}% of depth columns")
   return done, failed
-
 
 
 def define_flags():
@@ -134,6 +155,14 @@ def define_flags():
                       "along the depth axis (with --scale: writes NAME.las).")
   flags.DEFINE_string("depth-unit", "M", "Depth unit written to the LAS file.")
   flags.DEFINE_list("curve-names", None, "LAS mnemonics, tracks x curves in order.")
+  flags.DEFINE_float("min-coverage", 0.5, "Warn about a curve with a value on fewer than this "
+                     "share of a file's depth columns (0..1).")
+  # The underscore spelling too: absl treats the two as different names.
+  flags.DEFINE_alias("min_coverage", "min-coverage")
+  flags.DEFINE_bool("strict", False, "Exit 1 after all files if a file is below "
+                    "--min-coverage or no curve was found at all.")
+  flags.DEFINE_bool("cleanup", True, "Drop grid lines and specks painted as curve before "
+                    "tracing (see ssl_seg.digitize.cleanup_mask).")
 
 
 def parse_depth(text):
@@ -153,6 +182,9 @@ def main(argv):
     inference.require_flags("checkpoint", "input", "output")
     scales = [digitize.Scale.parse(s) for s in _flag("scale")]
     depth = parse_depth(_flag("depth"))
+    min_coverage = _flag("min-coverage")
+    if not 0 <= min_coverage <= 1:
+      raise ValueError(f"--min-coverage must be in [0, 1], got {min_coverage}")
     inputs = scan_io.list_scans(_flag("input"))
     seg = inference.load_from_flags(_flag("checkpoint"))
   except (ValueError, FileNotFoundError, checkpoint.CheckpointMismatchError) as e:
@@ -162,11 +194,21 @@ def main(argv):
   done, failed = run(seg, inputs, out_dir, depth_axis=_flag("depth-axis"),
                      tracks=_flag("track"), scales=scales, depth=depth,
                      depth_unit=_flag("depth-unit"), names=_flag("curve-names"),
-                     max_gap=_flag("max-gap"))
-  bad = ", ".join(os.path.basename(p) for p, _ in failed)
-  print(f"{len(done)} file(s) digitized into {out_dir}"
-        + (f"; {len(failed)} failed: {bad}" if failed else ""))
-  sys.exit(1 if failed else 0)
+                     max_gap=_flag("max-gap"), cleanup=_flag("cleanup"),
+                     min_coverage=min_coverage)
+  found = any(v > 0 for out in done for v in out["coverage"].values())
+  low = [os.path.basename(out["input"]) for out in done if low_coverage(out, min_coverage)]
+  if done and not found:
+    parts = [f"no curve found in {len(done)} file(s) (outputs written into {out_dir})"]
+  else:
+    parts = [f"{len(done)} file(s) digitized into {out_dir}"]
+  if low:
+    parts.append(f"{len(low)} below --min-coverage={min_coverage:g}: {', '.join(low)}")
+  if failed:
+    parts.append(f"{len(failed)} failed: {', '.join(os.path.basename(p) for p, _ in failed)}")
+  print("; ".join(parts))
+  strict_fail = _flag("strict") and (low or (done and not found))
+  sys.exit(1 if failed or strict_fail else 0)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ from ssl_seg.data import welllogs
 
 def _scale(rng, values, p_wrap):
   """A fixed scale for a curve from its range (as `welllogs` does for training renders)."""
-  lo, hi = np.nanpercentile(values, [0, 100])
-  return digitize.Scale(*welllogs.random_scale(rng, lo, hi, p_wrap))
+  lo, hi, floor = np.nanpercentile(values, [0, 100, welllogs.WRAP_PERCENTILE])
+  return digitize.Scale(*welllogs.random_scale(rng, lo, hi, p_wrap, wrap_floor=floor))
 
 
 def render_one(rng, las, width, height, style):

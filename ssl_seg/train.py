@@ -236,7 +236,8 @@ def _train_loop(run: StageRun, state, partial):
       final = evaluate(run.eval_step, run.task, state["params"], state["rest"], data.eval,
                        eval_key, run.mesh)
       run.writer.write({**base, "split": "eval", "epoch": epoch + 1, "step": step, **final})
-      shown = ("loss", "identity_loss", "miou", "acc", "f1/curve1", "f1/curve2")
+      shown = ("loss", "identity_loss", "miou", "acc", "f1/curve1", "f1/curve2",
+               "f1_tol1/curve1", "f1_tol1/curve2")
       run.log(f"[{run.name}] epoch {epoch + 1}: train loss {train_rec['loss']:.4f}, eval "
               + ", ".join(f"{k} {final[k]:.4f}" for k in shown if k in final))
     # Records first, checkpoint second: a run killed in between redoes this epoch and drops

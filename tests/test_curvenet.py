@@ -64,9 +64,26 @@ def images(key, width, batch=2, height=32):
 
 
 def test_parameter_counts():
-  assert heads.param_count(nnx.eval_shape(lambda: make(1))) == 105_417
-  assert heads.param_count(nnx.eval_shape(lambda: make(3))) == 105_427
-  assert heads.param_count(nnx.eval_shape(lambda: make(3)).encoder) == 58_604
+  # Default norm="none": each conv has a bias instead of a LayerNorm's scale and bias.
+  assert heads.param_count(nnx.eval_shape(lambda: make(1))) == 105_057
+  assert heads.param_count(nnx.eval_shape(lambda: make(3))) == 105_067
+  assert heads.param_count(nnx.eval_shape(lambda: make(3)).encoder) == 58_392
+  # norm="layer": the architecture of checkpoints made before the default changed.
+  assert heads.param_count(nnx.eval_shape(lambda: make(1, norm="layer"))) == 105_417
+  assert heads.param_count(nnx.eval_shape(lambda: make(3, norm="layer")).encoder) == 58_604
+  assert heads.param_count(nnx.eval_shape(lambda: make(3, stem_width=8))) > 105_067
+
+
+def test_configs_saved_before_the_norm_field_rebuild_their_layernorm_model():
+  import ml_collections
+  from configs import welllog_demo
+  from ssl_seg import models
+  cfg = welllog_demo.curvenet_model("tiny")
+  old = ml_collections.ConfigDict({k: v for k, v in cfg.items() if k not in ("norm",
+                                                                             "stem_width")})
+  model = nnx.eval_shape(lambda: models.build_curvenet(old, 3, nnx.Rngs(0)))
+  assert model.encoder.stem.norm is not None
+  assert nnx.eval_shape(lambda: models.build_curvenet(cfg, 3, nnx.Rngs(0))).encoder.stem.norm is None
 
 
 def test_one_set_of_params_serves_any_width():

@@ -1,4 +1,4 @@
-"""Curve extraction on hand-made masks: centre lines, gaps, wrap-around; CSV and LAS output."""
+"""Curve extraction on hand-made masks: cleanup, decoding, gaps, wrap-around, confidence, files."""
 
 import csv
 
@@ -14,6 +14,19 @@ def _draw(height, rows_per_col, cls=1):
   mask = np.zeros((height, len(rows_per_col)), np.uint8)
   for c, rows in enumerate(rows_per_col):
     mask[list(rows), c] = cls
+  return mask
+
+
+def _line(height, ys, cls=1, mask=None):
+  """Draws a connected 1 px polyline through row ys[c] of each column (NaN: no ink), as the
+  renderer does: each column's run reaches halfway to its neighbours' rows."""
+  ys = np.asarray(ys, np.float64)
+  mask = np.zeros((height, len(ys)), np.uint8) if mask is None else mask
+  for c, y in enumerate(ys):
+    if np.isfinite(y):
+      ends = [(y + ys[c + d]) / 2 for d in (-1, 1)
+              if 0 <= c + d < len(ys) and np.isfinite(ys[c + d])]
+      mask[round(min([y] + ends)):round(max([y] + ends)) + 1, c] = cls
   return mask
 
 
@@ -89,6 +102,9 @@ def test_csv_and_las_round_trip(tmp_path):
   with open(tmp_path / "c.csv") as f:
     rows = list(csv.DictReader(f))
   assert rows[0]["curve1_px"] == "105.0" and rows[2]["curve1_px"] == ""
+  # Confidence extends the columns after the existing ones; empty where there is no value.
+  assert list(rows[0])[-2:] == ["curve1_filled", "curve1_confidence"]
+  assert rows[0]["curve1_confidence"] == "1.000" and rows[2]["curve1_confidence"] == ""
   assert float(rows[1]["curve1_value"]) == pytest.approx(60.0)
   digitize.write_las(tmp_path / "c.las", [10.0, 10.5, 11.0, 11.5],
                      {"GR": scale.values(tr.frac)}, depth_unit="FT")
@@ -102,3 +118,103 @@ def test_r2():
   assert digitize.r2(t, t) == 1.0
   assert digitize.r2(t, np.full(5, 2.5)) == pytest.approx(0.0)
   assert np.isnan(digitize.r2(t, np.full(5, np.nan)))
+
+
+def _curve_with_flat_part(width=200):
+  x = np.arange(width)
+  y = 20 + 8 * np.sin(x / 15.0)
+  y[60:100] = y[60]  # Flat for 40 columns: short of a grid line's max(64, W / 4).
+  return y
+
+
+def test_cleanup_drops_grid_lines_painted_as_curve_and_keeps_the_curve():
+  y = _curve_with_flat_part()
+  clean = _line(40, y)
+  np.testing.assert_array_equal(digitize.cleanup_mask(clean), clean)  # Sloped and flat kept.
+  dirty = clean.copy()
+  dirty[23, :] = 1  # A value-axis grid line that the curve crosses 5 times.
+  dirty[4, :] = 1  # One it never touches.
+  dirty[:, 120] = 1  # A depth line, crossing the curve and both grid lines.
+  dirty[37, 170] = 1  # A speck far from everything.
+  out = digitize.cleanup_mask(dirty)
+  assert set(np.unique(out)) == {0, 1}
+  assert not out[4].any() and out[37, 170] == 0
+  out, clean = out.astype(bool), clean.astype(bool)
+  # Left on the lines: the curve's own ink, and line pixels that touch it from above or below
+  # (they join the curve's run; its centre moves by half a pixel).
+  assert not (out[23] & ~(clean[22] | clean[23] | clean[24])).any()
+  assert not (out[:, 120] & ~clean[:, 120]).any()
+  want = digitize.trace(clean, 1)
+  got = digitize.trace(out, 1)
+  np.testing.assert_allclose(got.px, want.px, atol=0.5)
+  assert np.abs(digitize.trace(dirty, 1).px - want.px).max() > 5  # Lines left in mislead.
+
+
+def test_cleanup_keeps_a_long_flat_curve_alone_in_its_columns():
+  # A caliper at bit size: one row for the whole log. A grid line would have the curve beside
+  # it in most of its columns; this has nothing, so it is read as the curve.
+  flat = _line(40, np.full(300, 25.0))
+  np.testing.assert_array_equal(digitize.cleanup_mask(flat), flat)
+
+
+def test_crossing_curves_of_different_classes_stay_apart():
+  x = np.arange(100)
+  y1 = 30 + 0.6 * (x - 50)  # Falls in value (rows grow).
+  y2 = 30 - 0.2 * (x - 50)
+  mask = _line(61, y1, 1, _line(61, y2, 2))  # Curve1 drawn over curve2 at the crossing.
+  # Past the crossing a segmenter often keeps the colour it just saw: curve1's ink read as
+  # curve2 for a few columns, a branch of curve2's mask that leaves at curve1's slope. The
+  # nearest run to the last position is then curve1's for a while; the straight-ahead one is
+  # curve2's.
+  mask[(mask == 1) & (x >= 50) & (x < 58)] = 2
+  for cls, y in ((1, y1), (2, y2)):
+    tr = digitize.trace(mask, cls)
+    assert np.isfinite(tr.px).all()  # Curve2's gap where curve1 covers it is bridged.
+    away = np.abs(x - 51) > 2  # Merged ink right at the crossing reads between the two.
+    np.testing.assert_allclose(tr.px[away], y[away], atol=1.0)
+
+
+def test_a_stray_blob_does_not_pull_the_trace():
+  x = np.arange(120)
+  y = 20 + 6 * np.sin(x / 10)
+  mask = _line(41, y)
+  mask[2:7, 0:4] = 1  # At the start, taller than the curve's own runs there.
+  mask[30:34, 50:54] = 1  # Beside the curve.
+  mask[:, 80:84] = 0
+  mask[6:9, 81:83] = 1  # In a gap of the curve, 17 px (40 % of the track) above it.
+  tr = digitize.trace(mask, 1)
+  np.testing.assert_allclose(tr.px, y, atol=1.0)
+  assert tr.filled[80:84].all() and tr.filled.sum() == 4  # Bridged past the blob.
+  # Two runs in a column: the pick is right, but less certain than a clean column.
+  assert tr.confidence[51] == pytest.approx(2 / 3) and tr.confidence[40] == 1.0
+
+
+@pytest.mark.parametrize("gap", [4, 6])
+def test_dashed_curve2_gives_a_continuous_trace_with_lower_confidence_in_gaps(gap):
+  period = 6 + gap
+  x = np.arange(11 * period + 6)  # The last column is a dash's.
+  y = 20 + 8 * np.sin(x / 12)
+  dashed = _line(41, y, 2)
+  in_gap = x % period >= 6  # 6 px dashes.
+  dashed[:, in_gap] = 0
+  np.testing.assert_array_equal(digitize.cleanup_mask(dashed), dashed)  # Dashes are kept.
+  tr = digitize.trace_classes(dashed)[2]
+  assert np.isfinite(tr.px).all()
+  np.testing.assert_array_equal(tr.filled, in_gap)
+  np.testing.assert_allclose(tr.px, y, atol=1.0)
+  conf = tr.confidence
+  assert conf[~in_gap].min() == 1.0 and conf[in_gap].max() <= 0.5
+  assert conf[7] < conf[6] and conf[period - 2] < conf[period - 1]  # Lowest far from ink.
+  assert digitize.coverage(tr) == 1.0
+  assert digitize.coverage(digitize.trace(dashed, 2, max_gap=0)) == np.mean(~in_gap)
+
+
+def test_confidence_is_the_mean_probability_of_the_chosen_run():
+  mask = _draw(11, [[2, 3], [4], [4]])
+  mask[8, 2] = 1  # A second run in column 2.
+  probs = np.full((11, 3, 2), 0.9)
+  probs[3, 0, 1] = 0.5
+  tr = digitize.trace(mask, 1, probs=probs)
+  np.testing.assert_allclose(tr.confidence, [0.7, 0.9, 0.9 * 2 / 3])
+  np.testing.assert_allclose(digitize.trace(mask, 1, probs=probs[..., 1]).confidence,
+                             tr.confidence)

@@ -32,27 +32,45 @@ from ssl_seg.data import welllogs
 HEIGHT = 32
 
 
-@pytest.fixture(scope="module")
-def stage_dir(tmp_path_factory):
-  """A curve_segment checkpoint as training writes it, with random params (no init compile)."""
+def _save_stage(path, blind=False):
+  """A curve_segment checkpoint as training writes it, with random params (no init compile).
+
+  blind: the head sees nothing (zero kernel, background bias): a segmenter that finds no curve,
+  as a trained one does on a blank page.
+  """
   stage = welllog_demo.get_config("variant=tiny,scale=0.05").stages.finetune_cold
   stage.data.height = HEIGHT
   task = tasks.make_task(stage)
   abstract = nnx.eval_shape(lambda: task.build_model(nnx.Rngs(params=0)))
   _, params, rest = state_lib.split_model(abstract)
   rng = np.random.default_rng(0)
-  # Random weights (norm scales 1) so the untrained model predicts every class somewhere.
-  params = jax.tree_util.tree_map_with_path(
-      lambda path, s: (np.ones(s.shape, s.dtype) if "scale" in jax.tree_util.keystr(path)
-                       else rng.normal(0, 0.5, s.shape).astype(s.dtype)), params)
+
+  def init(path, s):
+    key = jax.tree_util.keystr(path)
+    if blind and "['head']" in key:
+      return ((np.arange(s.shape[-1]) == 0) * ("bias" in key) * np.ones(s.shape)).astype(s.dtype)
+    # Random weights (norm scales 1) so the untrained model predicts every class somewhere.
+    return (np.ones(s.shape, s.dtype) if "scale" in key
+            else rng.normal(0, 0.5, s.shape).astype(s.dtype))
+
+  params = jax.tree_util.tree_map_with_path(init, params)
   state = {"params": params, "rest": rest, "opt": {}, "step": np.int32(1),
            "bad_step": np.int32(-1), "skipped": np.int32(0)}
-  path = str(tmp_path_factory.mktemp("ckpt") / "finetune")
   mngr = checkpoint.manager(path)
   checkpoint.save(mngr, state, train_lib._jsonable({"stage": "finetune",
                                                     "config": stage.to_dict()}))
   mngr.close()
   return path
+
+
+@pytest.fixture(scope="module")
+def stage_dir(tmp_path_factory):
+  return _save_stage(str(tmp_path_factory.mktemp("ckpt") / "finetune"))
+
+
+@pytest.fixture(scope="module")
+def blind_stage_dir(tmp_path_factory):
+  return _save_stage(str(tmp_path_factory.mktemp("blind") / "finetune"), blind=True)
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +263,15 @@ def test_r2_from_true_masks_is_near_one_on_rendered_las_logs(seg, tmp_path):
     scores = evaluate.curve_scores(mask, truth)
     for k in (1, 2):
       assert scores[k]["coverage"] > 0.9
-      assert scores[k]["r2"] > 0.9, (name, k, scores)
+      scale = truth.scales[k]
+      left, right = scale.axis([scale.left, scale.right])
+      frac = (scale.axis(truth.values[k]) - left) / (right - left)
+      if np.nanmean((frac >= 0) & (frac <= 1)) > 0.5:
+        assert scores[k]["r2"] > 0.9, (name, k, scores)
+      else:
+        # A window mostly past its scale's edge reads one track width off, as digitize's prior
+        # says: a random depth window of a wrapping curve can sit on the backup scale that long.
+        assert abs(scores[k]["mae_track"] - 1) < 0.05, (name, k, scores)
 
 
 def test_cli_smoke_reports_bad_file_and_exits_non_zero(stage_dir, tmp_path):
@@ -260,3 +286,63 @@ def test_cli_smoke_reports_bad_file_and_exits_non_zero(stage_dir, tmp_path):
   assert "broken.tif" in proc.stderr and "error:" in proc.stderr
   assert (out / "good_mask.png").exists() and (out / "good_curves.csv").exists()
   assert not (out / "broken_mask.png").exists()
+
+
+def test_csv_has_confidences_and_coverage_is_reported(seg, tmp_path):
+  Image.fromarray(_scan(8, 40, 90)).save(tmp_path / "s.png")
+  (out,), failed = predict.run(seg, [str(tmp_path / "s.png")], str(tmp_path / "out"))
+  assert not failed and out["input"] == str(tmp_path / "s.png")
+  with open(out["csv"]) as f:
+    rows = list(csv.DictReader(f))
+  for curve in ("curve1", "curve2"):
+    assert list(rows[0]).index(f"{curve}_confidence") == list(rows[0]).index(f"{curve}_filled") + 1
+    conf = np.array([float(r[f"{curve}_confidence"] or "nan") for r in rows])
+    has = np.array([r[f"{curve}_px"] != "" for r in rows])
+    np.testing.assert_array_equal(np.isfinite(conf), has)
+    assert ((conf[has] > 0) & (conf[has] <= 1)).all()
+    assert out["coverage"][curve] == pytest.approx(has.mean())
+
+
+def test_trace_scan_cleans_each_track_and_reads_confidence_from_probabilities():
+  # Portrait scan: depth runs down the page, one track at columns 10..49.
+  mask = np.zeros((120, 60), np.uint8)
+  depth = np.arange(120)
+  mask[depth, np.round(30 + 8 * np.sin(depth / 9)).astype(int)] = 1
+  mask[:, 14] = np.where(mask[:, 14] == 0, 1, mask[:, 14])  # A grid line painted as curve1.
+  probs = np.zeros((120, 60, 3))
+  probs[..., 1] = 0.8
+  layout = inference.make_layout(mask.shape, "vertical", ["10:50"])
+  (track,) = inference.trace_scan(mask, layout, ("background", "curve1", "curve2"),
+                                  probs=probs)
+  curve = track["curve1"]
+  np.testing.assert_allclose(layout.to_original(0)(curve.px),
+                             30 + 8 * np.sin(depth / 9), atol=0.5)
+  np.testing.assert_allclose(curve.confidence, 0.8)
+  assert np.isnan(track["curve2"].px).all()
+  (raw,) = inference.trace_scan(mask, layout, ("background", "curve1", "curve2"),
+                                cleanup=False)
+  assert raw["curve1"].confidence.min() < 1  # The line was there: two runs per column.
+
+
+def test_a_blank_page_warns_per_curve_and_strict_exits_1(blind_stage_dir, tmp_path):
+  Image.fromarray(np.full((40, 90), 255, np.uint8)).save(tmp_path / "blank.png")
+  blind = inference.load(blind_stage_dir, window=64, overlap=16, batch_size=2)
+  lines = []
+  (out,), failed = predict.run(blind, [str(tmp_path / "blank.png")], str(tmp_path / "a"),
+                               log=lines.append)
+  assert not failed and out["coverage"] == {"curve1": 0.0, "curve2": 0.0}
+  assert lines == [f"warning: {tmp_path / 'blank.png'}: {c} read on only 0% of depth columns"
+                   for c in ("curve1", "curve2")]
+  with open(out["csv"]) as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == 90 and all(r["curve1_px"] == r["curve1_confidence"] == "" for r in rows)
+  proc = subprocess.run(
+      [sys.executable, "-m", "ssl_seg.predict", f"--checkpoint={blind_stage_dir}",
+       f"--input={tmp_path / 'blank.png'}", f"--output={tmp_path / 'b'}", "--window=64",
+       "--overlap=16", "--strict", "--min_coverage=0.3"],
+      capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 1, proc.stderr
+  assert "curve2 read on only 0% of depth columns" in proc.stderr
+  assert "file(s) digitized" not in proc.stdout
+  assert "no curve found in 1 file(s)" in proc.stdout and "blank.png" in proc.stdout
+  assert (tmp_path / "b" / "blank_curves.csv").exists()  # Still written, for inspection.

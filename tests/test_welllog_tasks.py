@@ -12,7 +12,7 @@ from ssl_seg.data import corrupt, sources
 
 
 def _config(num_buckets=3):
-  cfg = welllog_demo.get_config("variant=tiny,scale=0.05,labels=6")
+  cfg = welllog_demo.get_config("variant=tiny,scale=0.02,labels=6,crop=64,batch=4")
   for st in cfg.stages.values():
     st.data.height, st.data.min_width, st.data.max_width = 32, 64, 320
     st.data.num_buckets = num_buckets
@@ -30,6 +30,7 @@ def _build(stage):
 @pytest.mark.parametrize("stage_name", ["pretrain", "finetune_cold"])
 def test_train_step_compiles_at_most_once_per_bucket(stage_name):
   stage = _config(num_buckets=2).stages[stage_name]
+  stage.data.crop_width, stage.data.fresh = 0, False  # Whole logs in buckets, not windows.
   data = sources.stage_data(stage)
   task = tasks.make_task(stage)
   traces = []
@@ -104,15 +105,20 @@ def test_pretrain_then_warm_and_cold_finetune_end_to_end(tmp_path):
   cfg = _config(num_buckets=1)
   lines = []
   results = main.run(cfg, str(tmp_path), log=lines.append)
-  assert set(results) == {"pretrain", "finetune_warm", "finetune_cold"}
+  assert set(results) == {"pretrain", "synthetic", "finetune_warm", "finetune_cold"}
   assert "identity_loss" in results["pretrain"]
   for name in ("finetune_warm", "finetune_cold"):
     assert {"f1/curve1", "f1/curve2", "f1/background", "miou"} <= set(results[name])
     assert (tmp_path / name / "example_0.png").exists()
   assert (tmp_path / "pretrain" / "example_0.png").exists()
-  assert any("grafted ['encoder']" in line for line in lines)
+  assert any("[synthetic] grafted ['encoder']" in line for line in lines)
+  assert any("[finetune_warm] grafted ['encoder', 'decoder']" in line for line in lines)
+  for name in ("synthetic", "finetune_warm", "finetune_cold"):
+    assert {"f1_tol1/curve1", "rule/f1/curve1", "rule/f1_tol1/curve2"} <= set(results[name])
+  assert "threshold rule" in lines[-2 if "convergence" in lines[-1] else -1]
   rows = metrics.read_jsonl(tmp_path / "metrics.jsonl")
-  assert {r["stage"] for r in rows} == {"pretrain", "finetune_warm", "finetune_cold"}
+  assert {r["stage"] for r in rows} == {"pretrain", "synthetic", "finetune_warm",
+                                        "finetune_cold"}
   assert (tmp_path / "convergence.png").exists()
 
 

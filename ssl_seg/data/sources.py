@@ -10,7 +10,7 @@ import grain
 import numpy as np
 from tqdm import tqdm
 
-from ssl_seg.data import buckets, natural, pipeline, synthetic, welllogs
+from ssl_seg.data import buckets, crops, natural, pipeline, synthetic, welllogs
 
 # The real data sets of the study (natural.py): ImageNet subsets, Intel scenes, Oxford-IIIT Pet.
 REAL_DATASETS = ("imagenet_subset", "intel_scenes", "oxford_iiit_pet", "image_folder")
@@ -105,6 +105,8 @@ def label_subset(source, num_labels, seed):
 
 def stage_data(stage, *, devices_per_process=1, process_index=0, process_count=1) -> StageData:
   """Train and eval data of a stage; batch sizes in the config are global (all processes)."""
+  if stage.data.name in WELLLOG_DATASETS and stage.data.get("crop_width", 0) > 0:
+    return _cropped_stage_data(stage, devices_per_process, process_index, process_count)
   if stage.data.name in WELLLOG_DATASETS:
     return _bucketed_stage_data(stage, devices_per_process, process_index, process_count)
   train, steps = pipeline.train_dataset(build_source(stage, "train"), stage.batch_size,
@@ -160,3 +162,39 @@ def _bucketed_stage_data(stage, devices_per_process=1, process_index=0,
                                           batch_sizes=eval_sizes, shard_index=process_index,
                                           shard_count=process_count)
   return StageData(train, plan.batches_per_shard, eval_ds)
+
+
+def _cropped_stage_data(stage, devices_per_process=1, process_index=0,
+                        process_count=1) -> StageData:
+  """Train on fixed-width windows (`crops.py`), evaluate on whole logs in width buckets.
+
+  `data.fresh`: every window is a new render and `data.num_train` is the number rendered per
+  epoch; otherwise windows are random crops of the `num_train` (or `num_labels`) fixed logs.
+  """
+  data = stage.data
+  keys = TASK_KEYS.get(stage.task, ("image", "seg"))
+  shard = dict(shard_index=process_index, shard_count=process_count)
+  if data.fresh:
+    las = welllogs.load_las_data(tuple(data.las_paths), tuple(data.las_curves))
+    seed = int(np.random.SeedSequence([data.seed, stage.seed, 0xf7e5]).generate_state(1)[0])
+    load = crops.FreshRenders(seed=seed, batch_size=stage.batch_size, height=data.height,
+                              crop_width=data.crop_width, labeled="seg" in keys, las_data=las,
+                              las_fraction=data.las_fraction, **shard)
+    steps = max(1, data.num_train // stage.batch_size)
+  else:
+    load = crops.RandomCrops(build_source(stage, "train"), seed=stage.seed,
+                             batch_size=stage.batch_size, crop_width=data.crop_width, **shard)
+    steps = load.steps_per_epoch
+  train = grain.MapDataset.range(steps * stage.epochs).map(load)
+  eval_src = build_source(stage, "eval")
+  eval_w = buckets.source_widths(eval_src)
+  bucket_widths = buckets.bucket_widths_for(eval_w, multiple=STRIDE,
+                                            max_buckets=data.num_buckets)
+  counts = np.bincount(buckets.assign_buckets(eval_w, bucket_widths), minlength=len(bucket_widths))
+  eval_sizes = buckets.batch_sizes_for(
+      bucket_widths, base_batch_size=stage.eval_batch_size // process_count,
+      counts=-(-counts // process_count), multiple_of=devices_per_process,
+      max_batch_size=data.max_batch_size or None)
+  eval_ds = buckets.bucketed_eval_dataset(eval_src, eval_w, bucket_widths=bucket_widths,
+                                          batch_sizes=eval_sizes, **shard)
+  return StageData(train, steps, eval_ds)

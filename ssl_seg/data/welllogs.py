@@ -25,6 +25,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 LAS_MISSING = -999.25
+# A narrowed (wrapping) LAS track scale still shows this percentile of the curve unwrapped.
+WRAP_PERCENTILE = 75
 MIN_HEIGHT = 16
 MIN_WIDTH = 32
 _MIN_TWO_TRACK_HEIGHT = 48
@@ -62,7 +64,10 @@ class RenderStyle:
   # Curves.
   line_width: tuple[float, float] = (1.0, 1.7)
   ink_alpha: tuple[float, float] = (0.7, 0.97)
-  p_styled_curve2: float = 0.8  # Curve2 dashed or dotted; curve1 stays solid.
+  # Curve2 dashed or dotted; curve1 stays solid. Line style is the only thing that tells the
+  # two curves apart in a grayscale scan: a solid curve2 (0.2 of logs before 2026-12) made
+  # its label a coin flip, so it is always styled now.
+  p_styled_curve2: float = 1.0
   p_fade: float = 0.5
   fade_strength: float = 0.6  # Largest fractional loss of ink intensity along a curve.
   p_broken: float = 0.4
@@ -565,25 +570,31 @@ def _las_track_curves(rng, las, width, style):
   cols = resample_to_width(depth, values, width, top=depth[start],
                            bottom=depth[start + n_win - 1])
   out = np.empty_like(cols)
-  for i, ((lo, hi), v) in enumerate(zip(ranges, cols)):
-    left, right, log = random_scale(rng, lo, hi, style.p_curve_wrap)
+  for i, ((lo, hi, floor), v) in enumerate(zip(ranges, cols)):
+    left, right, log = random_scale(rng, lo, hi, style.p_curve_wrap, wrap_floor=floor)
     out[i] = las_to_track(v, left=left, right=right, log=log)
   return out
 
 
-def random_scale(rng, lo, hi, p_wrap):
+def random_scale(rng, lo, hi, p_wrap, wrap_floor=None):
   """(left, right, log): a track scale for values in [lo, hi], as a printed log might use.
 
   Fixed per file (like a printed track), logarithmic for wide positive ranges, padded so
   curves rarely hit the edges, sometimes narrowed so they wrap, sometimes reversed.
+  `wrap_floor` (a value, e.g. the 75th percentile of the curve): a narrowed scale still
+  reaches it, so wrapping stays an excursion, as on printed logs, and never the main body of
+  the curve (which nothing in the picture could tell from an unwrapped curve).
   """
   log = bool(lo > 0 and hi > 20 * lo and rng.random() < 0.8)
   if log:
     lo, hi = np.log10(lo), np.log10(hi)
+    wrap_floor = None if wrap_floor is None else np.log10(max(wrap_floor, 10.0 ** lo))
   pad = (hi - lo) * rng.uniform(0.0, 0.3, 2)
   left, right = lo - pad[0], hi + pad[1]
   if rng.random() < p_wrap:
     right = left + (hi - left) * rng.uniform(0.6, 0.9)
+    if wrap_floor is not None:
+      right = max(right, wrap_floor)
   if right - left <= 0:
     right = left + 1.0
   if rng.random() < 0.2:
@@ -597,12 +608,13 @@ def _load_las(las_paths, las_curves):
   data = []
   for p in las_paths:
     depth, values = read_las_curves(p, las_curves)
-    ranges = [tuple(np.nanpercentile(v, [0, 100])) for v in values]
+    ranges = [tuple(np.nanpercentile(v, [0, 100, WRAP_PERCENTILE])) for v in values]
     data.append((depth, values, ranges))
   return data
 
 
-def _render_example(seed, index, height, min_width, max_width, style, las_data):
+def _render_example(seed, index, height, min_width, max_width, style, las_data,
+                    las_fraction=1.0):
   if not MIN_WIDTH <= min_width <= max_width:
     raise ValueError(f"need {MIN_WIDTH} <= min_width <= max_width, got {min_width}, "
                      f"{max_width}")
@@ -610,9 +622,23 @@ def _render_example(seed, index, height, min_width, max_width, style, las_data):
   width = int(np.clip(round(np.exp(rng.uniform(np.log(min_width), np.log(max_width)))),
                       min_width, max_width))
   curves = None
-  if las_data:
+  # las_fraction 1.0 draws nothing extra, so LAS-only data sets render as they always did.
+  if las_data and (las_fraction >= 1.0 or rng.random() < las_fraction):
     curves = _las_track_curves(rng, las_data[int(rng.integers(len(las_data)))], width, style)
   return render_log(rng, height=height, width=width, curves=curves, style=style)
+
+
+def load_las_data(las_paths: Sequence, las_curves: Sequence[str] = ("GR", "RHOB")):
+  """Parsed LAS files for `render_indexed` (read once, reused for every render)."""
+  return _load_las(las_paths, las_curves)
+
+
+def render_indexed(seed: int, index: int, *, height: int, min_width: int, max_width: int,
+                   style: RenderStyle = RenderStyle(), las_data=(), las_fraction: float = 1.0):
+  """Example `index` of the stream `seed`: (image, seg); a share `las_fraction` of the logs
+  draws its curves from `las_data` (`load_las_data`), the rest synthetic ones."""
+  return _render_example(seed, index, height, min_width, max_width, style, las_data,
+                         las_fraction)
 
 
 def render_example(seed: int, index: int, *, height: int, min_width: int, max_width: int,

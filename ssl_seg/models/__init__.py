@@ -33,7 +33,9 @@ def build_curvenet(model_cfg, out_channels, rngs):
   if model_cfg.variant not in cn.VARIANTS:
     raise ValueError(f"unknown CurveNet variant {model_cfg.variant!r}; choose one of "
                      f"{sorted(cn.VARIANTS)}")
-  size = {f.name: model_cfg[f.name] for f in dataclasses.fields(cn.CurveNetSize)}
+  # A config saved before a field existed gets the value its checkpoints were made with.
+  size = {f.name: model_cfg.get(f.name, cn.LEGACY_DEFAULTS.get(f.name, f.default))
+          for f in dataclasses.fields(cn.CurveNetSize)}
   size["widths"] = tuple(size["widths"])
   return cn.CurveNetModel(in_channels=1, out_channels=out_channels, dropout_rate=model_cfg.dropout,
                           dtype=compute_dtype(model_cfg), rngs=rngs, **size)

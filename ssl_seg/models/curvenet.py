@@ -1,14 +1,20 @@
 """CurveNet: a convolutional U-Net around a small transformer, for thin curves on well logs.
 
 Logs are long and vary in width, so batches are padded on the right. Given `valid` [B, H, W]
-the model is padding-exact: norms are per pixel (LayerNorm over channels; batch or group
-statistics would mix padding in), features are zeroed outside the valid region after every conv
+the model is padding-exact: the conv stages have no norm by default (`norm="none"`; the option
+`"layer"` is a per-pixel LayerNorm over channels, as in checkpoints made before 2026-12; batch
+or group statistics would mix padding in), features are zeroed outside the valid region after every conv
 (a coarse cell is valid when any of its pixels is), and padded bottleneck tokens are masked out
 of attention as keys. Outputs on valid pixels then depend neither on padded content nor on how
 much padding there is, and the output is zero on padded pixels. Without `valid` every pixel counts.
 
-Parameters (in_channels=1, out_channels 1 / 3; encoder alone): tiny 105,417 / 105,427 (58,604),
-small 298,377 / 298,387 (184,620), base 7,017,569 / 7,017,603 (4,317,616).
+Why no norm: on this CPU the per-pixel LayerNorms over 4-16 channels cost about a third of a
+train step, and an A/B on synthetic logs (README, "What we learnt") segmented no better with them.
+
+Parameters (in_channels=1, out_channels 1 / 3; encoder alone), norm="none": tiny 105,057 /
+105,067 (58,392), small 297,825 / 297,835 (184,280), base 7,014,977 / 7,015,011 (4,316,000);
+norm="layer": tiny 105,417 / 105,427 (58,604), small 298,377 / 298,387 (184,620), base
+7,017,569 / 7,017,603 (4,317,616).
 """
 
 import dataclasses
@@ -32,6 +38,13 @@ class CurveNetSize:
   heads: int = 4
   head_dim: int = 32
   mlp_ratio: int = 2
+  norm: str = "none"  # After each 3x3 conv: "none" (conv bias) or "layer" (per-pixel LayerNorm).
+  stem_width: int = 0  # Channels at full resolution; 0 = max(widths[0] // 2, 4).
+
+
+NORMS = ("none", "layer")
+# Values for fields missing from configs saved before the field existed (their checkpoints).
+LEGACY_DEFAULTS = {"norm": "layer", "stem_width": 0}
 
 
 VARIANTS = {
@@ -41,9 +54,9 @@ VARIANTS = {
 }
 
 
-def stem_width(widths):
-  """Channels of the stride-1 stem (and of the last decoder stage)."""
-  return max(widths[0] // 2, 4)
+def full_res_width(widths, width=0):
+  """Channels of the stride-1 stem (and of the last decoder stage); `width` > 0 sets them."""
+  return width if width > 0 else max(widths[0] // 2, 4)
 
 
 def check_input(x, in_channels, valid=None):
@@ -76,23 +89,33 @@ def _zero_invalid(x, mask):
 
 
 class ConvNormAct(nnx.Module):
-  """3x3 conv (no bias: the norm follows) -> per-pixel LayerNorm -> GELU, zeroed off `mask`."""
+  """3x3 conv -> optional per-pixel LayerNorm -> GELU, zeroed off `mask`."""
 
-  def __init__(self, in_channels, out_channels, *, stride=1, dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(self, in_channels, out_channels, *, stride=1, norm="none", dtype=jnp.float32,
+               rngs: nnx.Rngs):
+    if norm not in NORMS:
+      raise ValueError(f"CurveNet norm must be one of {NORMS}, got {norm!r}")
+    # The conv carries a bias only when no norm follows (a norm's own bias replaces it).
     self.conv = nnx.Conv(in_channels, out_channels, (3, 3), strides=stride, padding="SAME",
-                         use_bias=False, dtype=dtype, rngs=rngs)
-    self.norm = nnx.LayerNorm(out_channels, epsilon=1e-6, dtype=dtype, rngs=rngs)
+                         use_bias=norm == "none", dtype=dtype, rngs=rngs)
+    self.norm = (nnx.LayerNorm(out_channels, epsilon=1e-6, dtype=dtype, rngs=rngs)
+                 if norm == "layer" else None)
 
   def __call__(self, x, mask=None):
-    return _zero_invalid(jax.nn.gelu(self.norm(self.conv(x))), mask)
+    x = self.conv(x)
+    if self.norm is not None:
+      x = self.norm(x)
+    return _zero_invalid(jax.nn.gelu(x), mask)
 
 
 class EncoderStage(nnx.Module):
   """Stride-2 ConvNormAct then a stride-1 one."""
 
-  def __init__(self, in_channels, out_channels, *, dtype=jnp.float32, rngs: nnx.Rngs):
-    self.down = ConvNormAct(in_channels, out_channels, stride=2, dtype=dtype, rngs=rngs)
-    self.refine = ConvNormAct(out_channels, out_channels, dtype=dtype, rngs=rngs)
+  def __init__(self, in_channels, out_channels, *, norm="none", dtype=jnp.float32,
+               rngs: nnx.Rngs):
+    self.down = ConvNormAct(in_channels, out_channels, stride=2, norm=norm, dtype=dtype,
+                            rngs=rngs)
+    self.refine = ConvNormAct(out_channels, out_channels, norm=norm, dtype=dtype, rngs=rngs)
 
   def __call__(self, x, mask=None):
     return self.refine(self.down(x, mask), mask)
@@ -101,11 +124,12 @@ class EncoderStage(nnx.Module):
 class DecoderStage(nnx.Module):
   """Nearest x2 upsampling, concatenated skip, then one or two ConvNormAct."""
 
-  def __init__(self, in_channels, skip_channels, out_channels, *, refine=True, dtype=jnp.float32,
-               rngs: nnx.Rngs):
-    self.fuse = ConvNormAct(in_channels + skip_channels, out_channels, dtype=dtype, rngs=rngs)
-    self.refine = (ConvNormAct(out_channels, out_channels, dtype=dtype, rngs=rngs) if refine
-                   else None)
+  def __init__(self, in_channels, skip_channels, out_channels, *, refine=True, norm="none",
+               dtype=jnp.float32, rngs: nnx.Rngs):
+    self.fuse = ConvNormAct(in_channels + skip_channels, out_channels, norm=norm, dtype=dtype,
+                            rngs=rngs)
+    self.refine = (ConvNormAct(out_channels, out_channels, norm=norm, dtype=dtype, rngs=rngs)
+                   if refine else None)
 
   def __call__(self, x, skip, mask=None):
     x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
@@ -120,7 +144,8 @@ class CurveNetEncoder(nnx.Module):
   def __init__(self, in_channels, widths=CurveNetSize.widths,
                bottleneck_layers=CurveNetSize.bottleneck_layers, heads=CurveNetSize.heads,
                head_dim=CurveNetSize.head_dim, mlp_ratio=CurveNetSize.mlp_ratio,
-               dropout_rate=0.0, *, dtype=jnp.float32, rngs: nnx.Rngs):
+               dropout_rate=0.0, *, norm=CurveNetSize.norm, stem_width=CurveNetSize.stem_width,
+               dtype=jnp.float32, rngs: nnx.Rngs):
     widths = tuple(widths)
     if len(widths) != NUM_STAGES:
       raise ValueError(f"CurveNet needs {NUM_STAGES} widths (one per stage), got {widths}")
@@ -128,9 +153,9 @@ class CurveNetEncoder(nnx.Module):
       raise ValueError(f"the bottleneck width widths[-1] must be divisible by 4 for the 2-D "
                        f"sin-cos position embedding, got {widths[-1]}")
     self.in_channels, self.widths, self.dropout_rate = in_channels, widths, dropout_rate
-    channels = (stem_width(widths),) + widths
-    self.stem = ConvNormAct(in_channels, channels[0], dtype=dtype, rngs=rngs)
-    self.stages = nnx.List([EncoderStage(c_in, c_out, dtype=dtype, rngs=rngs)
+    channels = (full_res_width(widths, stem_width),) + widths
+    self.stem = ConvNormAct(in_channels, channels[0], norm=norm, dtype=dtype, rngs=rngs)
+    self.stages = nnx.List([EncoderStage(c_in, c_out, norm=norm, dtype=dtype, rngs=rngs)
                             for c_in, c_out in itertools.pairwise(channels)])
     dim = widths[-1]
     self.blocks = nnx.List([
@@ -171,14 +196,16 @@ class CurveNetEncoder(nnx.Module):
 class CurveNetDecoder(nnx.Module):
   """Five x2 upsampling stages with U-Net skips back to full resolution, then a 1x1 conv."""
 
-  def __init__(self, widths, out_channels, *, dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(self, widths, out_channels, *, norm=CurveNetSize.norm,
+               stem_width=CurveNetSize.stem_width, dtype=jnp.float32, rngs: nnx.Rngs):
     widths = tuple(widths)
-    skip_channels = ((stem_width(widths),) + widths[:-1])[::-1]
+    skip_channels = ((full_res_width(widths, stem_width),) + widths[:-1])[::-1]
     in_channels = widths[::-1]
     # The full-resolution stage gets a single conv: a second one there would be the most
     # expensive layer of the whole net (about a fifth of a CPU train step).
     self.stages = nnx.List([
-        DecoderStage(c_in, c_skip, c_skip, refine=i < NUM_STAGES - 1, dtype=dtype, rngs=rngs)
+        DecoderStage(c_in, c_skip, c_skip, refine=i < NUM_STAGES - 1, norm=norm, dtype=dtype,
+                     rngs=rngs)
         for i, (c_in, c_skip) in enumerate(zip(in_channels, skip_channels))])
     # Small init: near-constant outputs at the start, yet gradients reach every layer.
     self.head = nnx.Conv(skip_channels[-1], out_channels, (1, 1), dtype=dtype,
@@ -199,10 +226,13 @@ class CurveNetModel(nnx.Module):
   def __init__(self, *, in_channels=1, out_channels, widths=CurveNetSize.widths,
                bottleneck_layers=CurveNetSize.bottleneck_layers, heads=CurveNetSize.heads,
                head_dim=CurveNetSize.head_dim, mlp_ratio=CurveNetSize.mlp_ratio,
-               dropout_rate=0.0, dtype=jnp.float32, rngs: nnx.Rngs):
+               dropout_rate=0.0, norm=CurveNetSize.norm, stem_width=CurveNetSize.stem_width,
+               dtype=jnp.float32, rngs: nnx.Rngs):
     self.encoder = CurveNetEncoder(in_channels, widths, bottleneck_layers, heads, head_dim,
-                                   mlp_ratio, dropout_rate, dtype=dtype, rngs=rngs)
-    self.decoder = CurveNetDecoder(widths, out_channels, dtype=dtype, rngs=rngs)
+                                   mlp_ratio, dropout_rate, norm=norm, stem_width=stem_width,
+                                   dtype=dtype, rngs=rngs)
+    self.decoder = CurveNetDecoder(widths, out_channels, norm=norm, stem_width=stem_width,
+                                   dtype=dtype, rngs=rngs)
 
   def __call__(self, x, *, valid=None, train=False, key=None):
     """x [B, H, W, C], valid optional bool [B, H, W] -> (out [B, H, W, out_channels], aux).

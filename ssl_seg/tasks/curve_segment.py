@@ -5,18 +5,21 @@ Curves cover about 1 % of pixels, so plain cross-entropy is dominated by backgro
   "dice"     soft Dice over the curve classes (overlap loss, insensitive to class frequency);
   "ce_dice"  the sum of both.
 `binary=True` merges the curves into one class (the binary curve / background stage).
-Padding (`valid_px` False) and padding rows (`_valid` False) count nowhere.
+Padding (`valid_px` False) and padding rows (`_valid` False) count nowhere. Predictions (eval,
+pictures, `inference`) are the argmax of `decision_logits`: `weight_correction` in [0, 1] removes
+that share of the class weights' bias towards the curves.
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssl_seg import models, tasks
+from ssl_seg import metrics, models, tasks
 from ssl_seg.data import augment
 from ssl_seg.tasks import segment
 
 LOSSES = ("ce", "dice", "ce_dice")
+RULE_PREFIX = "rule/"  # Metrics of `metrics.threshold_rule` on the same eval pixels.
 
 
 def ink(images_u8):
@@ -41,6 +44,21 @@ def soft_dice_loss(logits, labels, weights, classes):
   return 1.0 - dice[jnp.asarray(classes)].mean()
 
 
+def decision_logits(logits, class_weights, correction=1.0):
+  """Logits to take the argmax of: `correction` of the class-weighted loss's bias removed.
+
+  A cross-entropy with class weights w is minimised by probabilities proportional to
+  w_c p(c | x), so its argmax over-predicts the up-weighted curves (low precision, thick
+  curves). Subtracting correction * log w moves towards the unweighted posterior's argmax
+  (correction 1) while keeping the weights' stronger gradients on rare curve pixels. It pays
+  only once the net is well trained: a full correction raised strict F1 by 0.06 on both curves
+  after 1,500 synthetic steps, and erased every curve of a net trained 600 steps (README).
+  """
+  if class_weights is None or not correction:
+    return logits
+  return logits - correction * jnp.log(jnp.asarray(class_weights, jnp.float32))
+
+
 def make_task(stage):
   binary = stage.binary
   class_names = ("background", "curve") if binary else tuple(stage.class_names)
@@ -48,6 +66,7 @@ def make_task(stage):
   if stage.loss not in LOSSES:
     raise ValueError(f"loss must be one of {LOSSES}, got {stage.loss!r}")
   class_weights = np.asarray(stage.class_weights, np.float32) if stage.class_weights else None
+  correction = stage.get("weight_correction", 0.0)  # See decision_logits.
   if class_weights is not None and len(class_weights) != num_classes:
     raise ValueError(f"class_weights has {len(class_weights)} entries for {num_classes} classes")
 
@@ -75,18 +94,34 @@ def make_task(stage):
     return loss, {}
 
   def eval_fn(model, batch, key):
-    valid = batch["valid_px"]
-    logits, _ = model(ink(batch["image"]), valid=valid, train=False)
+    valid, x = batch["valid_px"], ink(batch["image"])
+    logits, _ = model(x, valid=valid, train=False)
     weights = pixel_weights(valid, batch["_valid"])
-    return segment.segmentation_eval_stats(logits, labels_of(batch), weights, num_classes)
+    labels = labels_of(batch)
+    decision = decision_logits(logits, class_weights, correction)
+    stats = segment.segmentation_eval_stats(logits, labels, weights, num_classes,
+                                            decision_logits=decision)
+    stats["tolerant"] = metrics.tolerant_counts(labels, decision.argmax(-1), weights, num_classes)
+    # The trivial rule on the same pixels, so no model score is read without it.
+    rule = metrics.threshold_rule(x[..., 0], valid)
+    stats["rule_confusion"] = metrics.confusion_matrix(labels, rule, weights, num_classes)
+    stats["rule_tolerant"] = metrics.tolerant_counts(labels, rule, weights, num_classes)
+    return stats
 
   def summarize(totals):
-    return segment.summarize_segmentation(totals, class_names, False)
+    out = segment.summarize_segmentation(totals, class_names, False)
+    out.update(metrics.from_tolerant_counts(totals["tolerant"], class_names))
+    rule = {**metrics.from_confusion(totals["rule_confusion"], class_names),
+            **metrics.from_tolerant_counts(totals["rule_tolerant"], class_names)}
+    out.update({f"{RULE_PREFIX}{k}": v for k, v in rule.items()
+                if k.startswith(("f1", "precision", "recall"))})
+    return out
 
   def pictures(model, batch, key):
     logits, _ = model(ink(batch["image"]), valid=batch["valid_px"], train=False)
     return {"scan": batch["image"][..., 0], "truth": labels_of(batch),
-            "prediction": logits.argmax(-1) * batch["valid_px"]}
+            "prediction": decision_logits(logits, class_weights, correction).argmax(-1)
+                          * batch["valid_px"]}
 
   return tasks.Task("curve_segment", build_model, loss_fn, eval_fn, summarize, class_names,
                     pictures)

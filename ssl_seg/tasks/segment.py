@@ -18,9 +18,13 @@ def pixel_cross_entropy(logits, labels, weights, class_weights=None):
   return (losses * weights).sum() / jnp.maximum(weights.sum(), 1e-6)
 
 
-def segmentation_eval_stats(logits, labels, pixel_weights, num_classes):
-  """Summable sufficient statistics: confusion matrix, per-image IoU sum, loss sum."""
-  preds = logits.argmax(-1)
+def segmentation_eval_stats(logits, labels, pixel_weights, num_classes, decision_logits=None):
+  """Summable sufficient statistics: confusion matrix, per-image IoU sum, loss sum.
+
+  Predictions are the argmax of `decision_logits` when given (else of `logits`); the loss is
+  always that of `logits`.
+  """
+  preds = (logits if decision_logits is None else decision_logits).argmax(-1)
   losses = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
   image_valid = pixel_weights.reshape(pixel_weights.shape[0], -1).max(-1)
   return {

@@ -1,0 +1,104 @@
+"""Fixed-width training batches of well logs: fresh renders every step, or random crops.
+
+Whole logs in width buckets are what evaluation and inference need (every pixel once). For
+training they were the wrong unit: a dozen labelled logs made a handful of batches of 2 per
+epoch. Here every step gets `batch_size` windows of one width (`data.crop_width`, a multiple of
+32), so batches stay full, XLA compiles one train program, and a log of 3,000 px yields many
+different windows instead of one huge example. Cropping a log distorts nothing: the network is
+fully convolutional and sees each window exactly as it would see that stretch of the whole log.
+
+Two sources:
+  FreshRenders  labels are free on synthetic data: every row of every step is a new render
+                (seeded by seed, step and row), so a supervised synthetic stage never sees a
+                log twice and cannot overfit a fixed set;
+  RandomCrops   a fixed list of logs (the few labelled ones): per epoch a seeded permutation
+                of the logs, one window of each at a seeded random offset.
+Both are pure functions of the global step, so resume is exact (`pipeline` docstring).
+"""
+
+import math
+
+import numpy as np
+
+from ssl_seg.data import welllogs
+
+
+def _as_batch(images, segs, widths, crop_width):
+  """Rows padded on the right to crop_width (paper white, valid_px False), as buckets do."""
+  b, h = len(images), images[0].shape[0]
+  batch = {"image": np.full((b, h, crop_width, 1), 255, np.uint8),
+           "valid_px": np.zeros((b, h, crop_width), bool),
+           "_valid": np.ones(b, bool), "width": np.asarray(widths, np.int32)}
+  if segs is not None:
+    batch["seg"] = np.zeros((b, h, crop_width), np.uint8)
+  for row, (img, w) in enumerate(zip(images, widths)):
+    batch["image"][row, :, :w, 0] = img[:, :w]
+    batch["valid_px"][row, :, :w] = True
+    if segs is not None:
+      batch["seg"][row, :, :w] = segs[row][:, :w]
+  return batch
+
+
+class FreshRenders:
+  """Step -> a batch of newly rendered logs, `crop_width` px wide (this process's rows)."""
+
+  def __init__(self, *, seed, batch_size, height, crop_width, labeled, las_data=(),
+               las_fraction=1.0, shard_index=0, shard_count=1):
+    if batch_size % shard_count:
+      raise ValueError(f"batch_size {batch_size} does not divide over {shard_count} processes")
+    self.seed, self.batch_size, self.height, self.crop_width = seed, batch_size, height, crop_width
+    self.labeled, self.las_data, self.las_fraction = labeled, tuple(las_data), las_fraction
+    per = batch_size // shard_count
+    self.rows = range(shard_index * per, (shard_index + 1) * per)
+
+  def __call__(self, step):
+    images, segs = [], []
+    for row in self.rows:
+      image, seg = welllogs.render_indexed(
+          self.seed, int(step) * self.batch_size + row, height=self.height,
+          min_width=self.crop_width, max_width=self.crop_width, las_data=self.las_data,
+          las_fraction=self.las_fraction)
+      images.append(image)
+      segs.append(seg)
+    return _as_batch(images, segs if self.labeled else None, [self.crop_width] * len(images),
+                     self.crop_width)
+
+
+def steps_per_epoch(num_logs, batch_size):
+  """RandomCrops' epoch: one window of every log, the last batch filled by wrapping around."""
+  return math.ceil(num_logs / batch_size)
+
+
+class RandomCrops:
+  """Step -> `batch_size` random `crop_width` windows of a fixed list of logs."""
+
+  def __init__(self, source, *, seed, batch_size, crop_width, shard_index=0, shard_count=1):
+    if batch_size % shard_count:
+      raise ValueError(f"batch_size {batch_size} does not divide over {shard_count} processes")
+    if not source:
+      raise ValueError("no logs to crop from")
+    self.source, self.seed, self.batch_size, self.crop_width = source, seed, batch_size, crop_width
+    self.widths = np.array([np.shape(e["image"])[1] for e in source], np.int64)
+    self.steps_per_epoch = steps_per_epoch(len(source), batch_size)
+    per = batch_size // shard_count
+    self.rows = range(shard_index * per, (shard_index + 1) * per)
+
+  def _order(self, epoch):
+    # Every log once per epoch, shuffled; the last batch wraps around into the same epoch's
+    # order so batches stay full.
+    order = np.random.default_rng([self.seed, epoch, 0xc409]).permutation(len(self.source))
+    return np.resize(order, self.steps_per_epoch * self.batch_size)
+
+  def __call__(self, step):
+    epoch, i = divmod(int(step), self.steps_per_epoch)
+    picks = self._order(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
+    rng = np.random.default_rng([self.seed, int(step), 0x0ff5e7])
+    offsets = rng.integers(0, np.maximum(self.widths[picks] - self.crop_width, 0) + 1)
+    images, segs, widths = [], [], []
+    for row in self.rows:
+      example, x0 = self.source[picks[row]], int(offsets[row])
+      w = min(self.crop_width, int(self.widths[picks[row]]))
+      images.append(np.asarray(example["image"])[:, x0:x0 + w])
+      segs.append(np.asarray(example["seg"])[:, x0:x0 + w] if "seg" in example else None)
+      widths.append(w)
+    return _as_batch(images, segs if segs[0] is not None else None, widths, self.crop_width)
