@@ -1,4 +1,4 @@
-r"""The demo's recipe run longer on a 2-core CPU (about 40 minutes): more denoising steps, a
+r"""The demo's recipe run longer on a 2-core CPU (about 35 minutes): more denoising steps, a
 longer supervised synthetic stage and longer fine-tunes, same stages and data as the demo.
 
   python -m ssl_seg.main --config=configs/welllog_long.py --workdir=runs/long
@@ -14,4 +14,4 @@ def get_config(arg=None):
   arg = common.parse_arg(arg, labels=12, variant="small", las_fraction=0.0)
   return welllog_demo.get_config(
       f"labels={arg.labels},variant={arg.variant},las_fraction={arg.las_fraction},"
-      "pretrain_steps=1000,synthetic_steps=4500,finetune_steps=500")
+      "pretrain_steps=600,synthetic_steps=3600,finetune_steps=300")

@@ -44,8 +44,11 @@ def find_mask(masks_dir, name):
                           f"{name}.png)")
 
 
-def curve_scores(mask, truth, max_gap=8):
-  """{curve k: {"r2", "coverage", "mae_track"}} of the curves in `mask` against a sidecar."""
+def curve_scores(mask, truth, max_gap=8, cleanup=True):
+  """{curve k: {"r2", "coverage", "mae_track"}} of the curves in `mask` against a sidecar.
+
+  `cleanup`: trace curve k from `digitize.cleanup_mask` of its track's rows, as predict does.
+  """
   out = {}
   for k, values in truth.values.items():
     top, bottom = truth.rows[k]
@@ -53,7 +56,10 @@ def curve_scores(mask, truth, max_gap=8):
       raise ValueError(f"truth has {values.shape[0]} columns and rows {top}..{bottom} but the "
                        f"mask is {mask.shape[0]} x {mask.shape[1]}")
     scale = truth.scales[k]
-    tr = digitize.trace(mask, k, top=top, bottom=bottom, max_gap=max_gap)
+    track = mask[top:bottom + 1]
+    if cleanup:
+      track = digitize.cleanup_mask(track, (k,))
+    tr = digitize.trace(track, k, top=0, bottom=bottom - top, max_gap=max_gap)
     truth_axis = scale.axis(values)
     pred_axis = scale.axis(scale.values(tr.frac))
     inked = np.isfinite(truth_axis)
@@ -114,7 +120,7 @@ def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", t
                 if key.startswith(RULE_KEYS)}}
       if sidecar is not None:
         for tag, m in (("", pred), ("_truth_mask", truth), ("_rule", rule)):
-          for c, scores in curve_scores(m, sidecar, max_gap).items():
+          for c, scores in curve_scores(m, sidecar, max_gap, cleanup=tag != "_truth_mask").items():
             for key, v in scores.items():
               row[f"{key}{tag}/{seg.class_names[c]}"] = v
     except (ValueError, OSError) as e:

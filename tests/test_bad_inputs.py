@@ -158,7 +158,11 @@ def test_welllogs_narrower_than_the_stride(tmp_path, monkeypatch):
   for width in (0, 10):
     logs = [{"image": np.zeros((32, w), np.uint8)} for w in (64, width, 96, 64)]
     monkeypatch.setattr(sources, "build_source", lambda stage, split, logs=logs: logs)
-    _run_fails(_welllog(), tmp_path, ValueError, f"stage 'pretrain': train log 1 is {width} px "
+    # Training windows of fixed logs and whole logs in buckets check alike.
+    _run_fails(_welllog(fresh=False), tmp_path, ValueError, f"stage 'pretrain': train log 1 is "
+               f"{width} px wide, narrower than the network's stride", only=["pretrain"])
+    _run_fails(_welllog(crop_width=0, fresh=False), tmp_path, ValueError,
+               f"stage 'pretrain': train log 1 is {width} px "
                "wide, narrower than the network's stride", only=["pretrain"])
 
 

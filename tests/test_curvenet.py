@@ -162,12 +162,19 @@ def test_valid_outputs_ignore_padded_content_and_padding_width():
   valid = lambda w: jnp.broadcast_to(jnp.arange(w) < 100, (2, 32, w))
   out128 = apply(model, x128, valid=valid(128))[0]
   out160 = apply(model, x160, valid=valid(160))[0]
-  np.testing.assert_allclose(out128[:, :, :100], out160[:, :, :100], atol=1e-5)
+  # Tolerances relative to the outputs' scale (the head is initialised small).
+  scale = float(jnp.abs(out128).max())
+  np.testing.assert_allclose(out128[:, :, :100], out160[:, :, :100], atol=1e-4 * scale)
   np.testing.assert_array_equal(out160[:, :, 100:], 0.0)
   # Without the mask, padded content leaks in (through convs and global attention).
   other128 = jnp.concatenate([log, images(9, 28) * 5], axis=2)
   leak = jnp.abs(apply(model, x128)[0][:, :, :100] - apply(model, other128)[0][:, :, :100])
-  assert float(leak[:, :, :32].max()) > 1e-3  # Even 68+ columns away from the padding.
+  assert float(leak.max()) > 1e-2 * scale
+  # Far from the padding only attention carries it; at init without norms that path is weak
+  # (activations shrink layer by layer), so show it on the LayerNorm variant.
+  normed = make(3, norm="layer")
+  leak = jnp.abs(normed(x128)[0][:, :, :100] - normed(other128)[0][:, :, :100])
+  assert float(leak[:, :, :32].max()) > 1e-3  # 68+ columns away from the padding.
 
 
 def test_masking_is_a_no_op_when_everything_is_valid():

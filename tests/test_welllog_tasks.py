@@ -31,6 +31,7 @@ def _build(stage):
 def test_train_step_compiles_at_most_once_per_bucket(stage_name):
   stage = _config(num_buckets=2).stages[stage_name]
   stage.data.crop_width, stage.data.fresh = 0, False  # Whole logs in buckets, not windows.
+  stage.data.num_train = 16
   data = sources.stage_data(stage)
   task = tasks.make_task(stage)
   traces = []

@@ -120,6 +120,18 @@ def stage_data(stage, *, devices_per_process=1, process_index=0, process_count=1
   return StageData(train, steps, eval_ds)
 
 
+def _log_widths(source, split):
+  """Widths of a split's logs; a log narrower than the network's stride is an error."""
+  w = buckets.source_widths(source)
+  narrow = np.flatnonzero(w < STRIDE)
+  if narrow.size:
+    i = int(narrow[0])
+    raise ValueError(f"{split} log {i} is {w[i]} px wide, narrower than the network's stride "
+                     f"({STRIDE} px; {narrow.size} such log(s)); drop it or pad it to >= "
+                     f"{STRIDE} px")
+  return w
+
+
 def _bucketed_stage_data(stage, devices_per_process=1, process_index=0,
                          process_count=1) -> StageData:
   """Variable-width logs: one bucket plan over train and eval widths, constant pixels/batch.
@@ -132,14 +144,7 @@ def _bucketed_stage_data(stage, devices_per_process=1, process_index=0,
   """
   data = stage.data
   train_src, eval_src = build_source(stage, "train"), build_source(stage, "eval")
-  train_w, eval_w = buckets.source_widths(train_src), buckets.source_widths(eval_src)
-  for split, w in (("train", train_w), ("eval", eval_w)):
-    narrow = np.flatnonzero(w < STRIDE)
-    if narrow.size:
-      i = int(narrow[0])
-      raise ValueError(f"{split} log {i} is {w[i]} px wide, narrower than the network's stride "
-                       f"({STRIDE} px; {narrow.size} such log(s)); drop it or pad it to >= "
-                       f"{STRIDE} px")
+  train_w, eval_w = _log_widths(train_src, "train"), _log_widths(eval_src, "eval")
   shards = dict(multiple_of=devices_per_process, max_batch_size=data.max_batch_size or None)
   bucket_widths = buckets.bucket_widths_for(np.concatenate([train_w, eval_w]), multiple=32,
                                             max_buckets=data.num_buckets)
@@ -182,12 +187,14 @@ def _cropped_stage_data(stage, devices_per_process=1, process_index=0,
                               las_fraction=data.las_fraction, **shard)
     steps = max(1, data.num_train // stage.batch_size)
   else:
-    load = crops.RandomCrops(build_source(stage, "train"), seed=stage.seed,
-                             batch_size=stage.batch_size, crop_width=data.crop_width, **shard)
+    train_src = build_source(stage, "train")
+    _log_widths(train_src, "train")
+    load = crops.RandomCrops(train_src, seed=stage.seed, batch_size=stage.batch_size,
+                             crop_width=data.crop_width, **shard)
     steps = load.steps_per_epoch
   train = grain.MapDataset.range(steps * stage.epochs).map(load)
   eval_src = build_source(stage, "eval")
-  eval_w = buckets.source_widths(eval_src)
+  eval_w = _log_widths(eval_src, "eval")
   bucket_widths = buckets.bucket_widths_for(eval_w, multiple=STRIDE,
                                             max_buckets=data.num_buckets)
   counts = np.bincount(buckets.assign_buckets(eval_w, bucket_widths), minlength=len(bucket_widths))

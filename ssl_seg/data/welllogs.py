@@ -206,12 +206,38 @@ def read_las_curves(path, names: Sequence[str] = ("GR", "RHOB"), *,
     # lasio already maps the header's NULL to NaN in most files; -999.25 is the LAS default
     # that many writers emit whatever NULL they declare.
     v[np.isclose(v, null) | np.isclose(v, LAS_MISSING) | ~np.isfinite(v)] = np.nan
+    v = _drop_sentinels(v)
     if not np.isfinite(v).any():
       raise ValueError(f"curve {name!r} in LAS file {path} has no valid samples (all null)")
     if clip_percentiles is not None:
       v = np.clip(v, *np.nanpercentile(v, clip_percentiles))
     values.append(v)
   return depth, np.stack(values)
+
+
+def _drop_sentinels(v, min_share=0.005, min_gap_iqr=3.0):
+  """NaN for an undeclared null: one exact value at an extreme of the curve, repeated on at
+  least `min_share` of the samples and far (> `min_gap_iqr` IQRs) from every other reading.
+
+  Real files flat-line a dead tool at such a value (the shipped Scorpio E1 log reads
+  GAMN = -2324.28 on 5 % of its depths): drawn, it would squash the real curve into a sliver
+  of the track. A tool's saturation at the top of its range sits next to real readings, so
+  the gap test keeps it.
+  """
+  ok = np.isfinite(v)
+  for extreme in (np.min, np.max):
+    if ok.sum() < 10:
+      break
+    x = extreme(v[ok])
+    same = ok & (v == x)
+    rest = v[ok & ~same]
+    if same.mean() < min_share or rest.size < 10:
+      continue
+    q25, q75 = np.percentile(rest, [25, 75])
+    if np.min(np.abs(rest - x)) > min_gap_iqr * max(q75 - q25, 1e-12):
+      v = np.where(same, np.nan, v)
+      ok = np.isfinite(v)
+  return v
 
 
 def las_to_track(values, *, left: float, right: float, log: bool = False) -> np.ndarray:
