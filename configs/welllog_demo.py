@@ -97,7 +97,7 @@ def get_config(arg=None):
   # Same data seed as the fine-tunes: the same held-out eval logs, so rows compare.
   synthetic = segmenter(fresh_data(steps(arg.synthetic_steps), seed=2), fresh_epochs,
                         "pretrain", 6e-3)
-  synthetic.eval.every_epochs = fresh_epochs // 2
+  synthetic.eval.every_epochs = fresh_epochs
 
   def finetune(init):
     # The few labelled logs, seen as random windows; warm starts from the synthetic stage's

@@ -76,6 +76,7 @@ def test_parameter_counts():
 
 def test_configs_saved_before_the_norm_field_rebuild_their_layernorm_model():
   import ml_collections
+
   from configs import welllog_demo
   from ssl_seg import models
   cfg = welllog_demo.curvenet_model("tiny")

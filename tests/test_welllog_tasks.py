@@ -8,7 +8,7 @@ from flax import nnx
 
 from configs import welllog_demo
 from ssl_seg import checkpoint, main, metrics, optim, state as state_lib, step as step_lib, tasks
-from ssl_seg.data import corrupt, sources
+from ssl_seg.data import corrupt, sources, welllogs
 
 
 def _config(num_buckets=3):
@@ -138,3 +138,27 @@ def test_budget_study_draws_nested_label_sets_per_seed_from_a_pool():
   assert picked["finetune_warm_b2_s0"] < picked["finetune_warm_b4_s0"]  # budgets nest
   assert picked["finetune_warm_b4_s0"] == picked["finetune_cold_b4_s0"]  # arms share labels
   assert picked["finetune_warm_b4_s0"] != picked["finetune_warm_b4_s1"]  # seeds differ
+
+
+def test_a_tiny_curvenet_overfits_one_log_on_both_curves():
+  # The segmenter can learn both curves, the dashed one included: one 64 x 128 log (4 windows
+  # of it per batch), a few hundred steps. Scored on the same log with the task's own eval.
+  stage = _config().stages.finetune_cold
+  stage.data.height = 64
+  stage.optim.lr, stage.optim.warmup_epochs = 1e-2, 0.0
+  stage.augment.enabled = False
+  image, seg = welllogs.render_log(3, height=64, width=128,
+                                   style=welllogs.RenderStyle(p_two_tracks=0.0, p_header=0.0))
+  batch = {"image": np.repeat(image[None, ..., None], 4, 0), "seg": np.repeat(seg[None], 4, 0),
+           "valid_px": np.ones((4, 64, 128), bool), "_valid": np.ones(4, bool)}
+  task = tasks.make_task(stage)
+  graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=0)))
+  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 400, 400, params)
+  state = state_lib.create_state(params, rest, tx)
+  train_step = step_lib.make_train_step(graphdef, tx, task.loss_fn)
+  for _ in range(400):
+    state, _ = train_step(state, batch, jax.random.key(0))
+  model = nnx.merge(graphdef, state["params"], state["rest"])
+  scores = task.summarize(jax.device_get(task.eval_fn(model, batch, jax.random.key(1))))
+  assert (seg == 2).sum() > 50  # The log really has a (dashed) curve2.
+  assert scores["f1/curve1"] > 0.9 and scores["f1/curve2"] > 0.9, scores

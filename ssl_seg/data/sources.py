@@ -160,13 +160,23 @@ def _bucketed_stage_data(stage, devices_per_process=1, process_index=0,
                             drop_remainder=False, fill_remainder=True, shard_count=process_count)
   train = buckets.plan_dataset(train_src, plan, num_epochs=stage.epochs,
                                shard_index=process_index)
-  eval_sizes = buckets.batch_sizes_for(bucket_widths,
-                                       base_batch_size=stage.eval_batch_size // process_count,
-                                       counts=-(-count(eval_w) // process_count), **shards)
-  eval_ds = buckets.bucketed_eval_dataset(eval_src, eval_w, bucket_widths=bucket_widths,
-                                          batch_sizes=eval_sizes, shard_index=process_index,
-                                          shard_count=process_count)
+  eval_ds = _bucketed_eval(stage, eval_src, eval_w, bucket_widths, devices_per_process,
+                           process_index, process_count)
   return StageData(train, plan.batches_per_shard, eval_ds)
+
+
+def _bucketed_eval(stage, source, widths, bucket_widths, devices_per_process, process_index,
+                   process_count):
+  """Whole eval logs in `bucket_widths`, every log once, batch sizes as for training."""
+  counts = np.bincount(buckets.assign_buckets(widths, bucket_widths),
+                       minlength=len(bucket_widths))
+  sizes = buckets.batch_sizes_for(
+      bucket_widths, base_batch_size=stage.eval_batch_size // process_count,
+      counts=-(-counts // process_count), multiple_of=devices_per_process,
+      max_batch_size=stage.data.max_batch_size or None)
+  return buckets.bucketed_eval_dataset(source, widths, bucket_widths=bucket_widths,
+                                       batch_sizes=sizes, shard_index=process_index,
+                                       shard_count=process_count)
 
 
 def _cropped_stage_data(stage, devices_per_process=1, process_index=0,
@@ -197,11 +207,6 @@ def _cropped_stage_data(stage, devices_per_process=1, process_index=0,
   eval_w = _log_widths(eval_src, "eval")
   bucket_widths = buckets.bucket_widths_for(eval_w, multiple=STRIDE,
                                             max_buckets=data.num_buckets)
-  counts = np.bincount(buckets.assign_buckets(eval_w, bucket_widths), minlength=len(bucket_widths))
-  eval_sizes = buckets.batch_sizes_for(
-      bucket_widths, base_batch_size=stage.eval_batch_size // process_count,
-      counts=-(-counts // process_count), multiple_of=devices_per_process,
-      max_batch_size=data.max_batch_size or None)
-  eval_ds = buckets.bucketed_eval_dataset(eval_src, eval_w, bucket_widths=bucket_widths,
-                                          batch_sizes=eval_sizes, **shard)
+  eval_ds = _bucketed_eval(stage, eval_src, eval_w, bucket_widths, devices_per_process,
+                           process_index, process_count)
   return StageData(train, steps, eval_ds)
