@@ -28,11 +28,9 @@ from absl import app, flags, logging
 from tqdm import tqdm
 
 from ssl_seg import checkpoint, digitize, inference, metrics, render_las, scan_io
+from ssl_seg.tasks import curve_segment
 
 _flag = inference.flag
-
-
-RULE_KEYS = ("f1", "precision", "recall")  # What the rule's rows report (no IoU, no miou).
 
 
 def find_mask(masks_dir, name):
@@ -82,13 +80,8 @@ def _counts(truth, pred, k):
 
 def rule_mask(image):
   """`metrics.threshold_rule` on one grayscale scan: every dark pixel is curve1."""
-  ink = 1.0 - jnp.asarray(image, jnp.float32)[None] / 255.0
+  ink = curve_segment.ink(jnp.asarray(image)[None, ..., None])[..., 0]
   return np.asarray(metrics.threshold_rule(ink, jnp.ones(ink.shape, bool))[0])
-
-
-def _scores(cm, tol, class_names):
-  return {**metrics.from_confusion(cm, class_names),
-          **metrics.from_tolerant_counts(tol, class_names)}
 
 
 def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", tracks=(),
@@ -115,9 +108,9 @@ def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", t
       pred = inference.segment_scan(seg, image, layout)
       rule = rule_mask(image)
       counts = {"model": _counts(truth, pred, k), "rule": _counts(truth, rule, k)}
-      row = {"file": os.path.basename(path), **_scores(*counts["model"], seg.class_names),
-             **{f"rule/{key}": v for key, v in _scores(*counts["rule"], seg.class_names).items()
-                if key.startswith(RULE_KEYS)}}
+      row = {"file": os.path.basename(path),
+             **metrics.pixel_scores(*counts["model"], seg.class_names),
+             **metrics.rule_scores(*counts["rule"], seg.class_names)}
       if sidecar is not None:
         for tag, m in (("", pred), ("_truth_mask", truth), ("_rule", rule)):
           for c, scores in curve_scores(m, sidecar, max_gap, cleanup=tag != "_truth_mask").items():
@@ -133,9 +126,8 @@ def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", t
     per_file.append(row)
   summary = {"files": len(per_file), "failed": len(failed)}
   if per_file:
-    summary.update(_scores(*totals["model"], seg.class_names))
-    summary.update({f"rule/{key}": v for key, v in _scores(*totals["rule"], seg.class_names).items()
-                    if key.startswith(RULE_KEYS)})
+    summary.update(metrics.pixel_scores(*totals["model"], seg.class_names))
+    summary.update(metrics.rule_scores(*totals["rule"], seg.class_names))
     curve_keys = sorted({key for r in per_file for key in r if key.split("/")[0] in
                          {f"{m}{t}" for m in ("r2", "coverage", "mae_track")
                           for t in ("", "_truth_mask", "_rule")}})
@@ -161,7 +153,7 @@ def versus_rule_table(summary, class_names):
   cols = [f"{m}/{c}" for m in ("f1", "f1_tol1") for c in class_names[1:]]
   cols += [f"r2/{c}" for c in class_names[1:] if f"r2/{c}" in summary]
   rows = [("model", {c: summary.get(c) for c in cols}),
-          ("threshold rule", {c: summary.get(f"rule/{c}", summary.get(
+          ("threshold rule", {c: summary.get(metrics.RULE_PREFIX + c, summary.get(
               c.replace("r2/", "r2_rule/"))) for c in cols})]
   return metrics.format_table(rows, cols, title="model vs the threshold rule (every dark pixel "
                               "is curve1), same files")

@@ -58,9 +58,9 @@ def run(config, workdir, only=None, log=print):
   finally:
     writer.close()
   rows = [(name, {k: r.get(k) for k in SUMMARY_METRICS}) for name, r in results.items() if r]
-  rule = [r for r in results.values() if r and "rule/f1/curve1" in r]
+  rule = [r for r in results.values() if r and metrics.RULE_PREFIX + "f1/curve1" in r]
   if rule:  # The last curve stage's; stages that share eval logs share this row.
-    rows.append((RULE_ROW, {k: rule[-1].get(f"rule/{k}") for k in SUMMARY_METRICS}))
+    rows.append((RULE_ROW, {k: rule[-1].get(metrics.RULE_PREFIX + k) for k in SUMMARY_METRICS}))
   log(metrics.format_table(rows, list(SUMMARY_METRICS), title="final eval per stage"))
   plot = lead and plots.convergence(metrics.read_jsonl(writer.path), CONVERGENCE_METRICS,
                                     os.path.join(workdir, "convergence.png"))

@@ -95,6 +95,22 @@ def from_tolerant_counts(counts, class_names, tol=1):
   return out
 
 
+def pixel_scores(confusion, tolerant, class_names):
+  """`from_confusion` and `from_tolerant_counts` of one set of summed counts."""
+  return {**from_confusion(confusion, class_names),
+          **from_tolerant_counts(tolerant, class_names)}
+
+
+RULE_PREFIX = "rule/"  # Keys of `threshold_rule`'s scores beside a model's.
+
+
+def rule_scores(confusion, tolerant, class_names):
+  """The threshold rule's precision / recall / F1 (strict and tolerant) as `rule/<key>`."""
+  return {f"{RULE_PREFIX}{k}": v for k, v in pixel_scores(confusion, tolerant,
+                                                           class_names).items()
+          if k.startswith(("f1", "precision", "recall"))}
+
+
 # The trivial rule printed beside every curve model: a pixel darker than its image's paper by
 # more than this (ink density, 0 = paper, 1 = black) is curve1, everything else background.
 # 0.4 maximised the rule's curve1 F1 on synthetic logs (0.15 .. 0.6 tried: 0.20 .. 0.36).

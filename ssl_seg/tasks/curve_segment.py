@@ -19,7 +19,6 @@ from ssl_seg.data import augment
 from ssl_seg.tasks import segment
 
 LOSSES = ("ce", "dice", "ce_dice")
-RULE_PREFIX = "rule/"  # Metrics of `metrics.threshold_rule` on the same eval pixels.
 
 
 def ink(images_u8):
@@ -112,10 +111,8 @@ def make_task(stage):
   def summarize(totals):
     out = segment.summarize_segmentation(totals, class_names, False)
     out.update(metrics.from_tolerant_counts(totals["tolerant"], class_names))
-    rule = {**metrics.from_confusion(totals["rule_confusion"], class_names),
-            **metrics.from_tolerant_counts(totals["rule_tolerant"], class_names)}
-    out.update({f"{RULE_PREFIX}{k}": v for k, v in rule.items()
-                if k.startswith(("f1", "precision", "recall"))})
+    out.update(metrics.rule_scores(totals["rule_confusion"], totals["rule_tolerant"],
+                                   class_names))
     return out
 
   def pictures(model, batch, key):
