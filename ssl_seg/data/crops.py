@@ -20,23 +20,14 @@ import math
 
 import numpy as np
 
-from ssl_seg.data import welllogs
+from ssl_seg.data import buckets, welllogs
 
 
-def _as_batch(images, segs, widths, crop_width):
-  """Rows padded on the right to crop_width (paper white, valid_px False), as buckets do."""
-  b, h = len(images), images[0].shape[0]
-  batch = {"image": np.full((b, h, crop_width, 1), 255, np.uint8),
-           "valid_px": np.zeros((b, h, crop_width), bool),
-           "_valid": np.ones(b, bool), "width": np.asarray(widths, np.int32)}
-  if segs is not None:
-    batch["seg"] = np.zeros((b, h, crop_width), np.uint8)
-  for row, (img, w) in enumerate(zip(images, widths)):
-    batch["image"][row, :, :w, 0] = img[:, :w]
-    batch["valid_px"][row, :, :w] = True
-    if segs is not None:
-      batch["seg"][row, :, :w] = segs[row][:, :w]
-  return batch
+def _as_batch(images, segs, crop_width):
+  """Rows padded on the right to crop_width (paper white, valid_px False), as buckets pad."""
+  rows = [{"image": img} if seg is None else {"image": img, "seg": seg}
+          for img, seg in zip(images, segs)]
+  return buckets.pad_batch(rows, np.arange(len(rows)), crop_width)
 
 
 class FreshRenders:
@@ -60,8 +51,7 @@ class FreshRenders:
           las_fraction=self.las_fraction)
       images.append(image)
       segs.append(seg)
-    return _as_batch(images, segs if self.labeled else None, [self.crop_width] * len(images),
-                     self.crop_width)
+    return _as_batch(images, segs if self.labeled else [None] * len(images), self.crop_width)
 
 
 def steps_per_epoch(num_logs, batch_size):
@@ -94,11 +84,10 @@ class RandomCrops:
     picks = self._order(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
     rng = np.random.default_rng([self.seed, int(step), 0x0ff5e7])
     offsets = rng.integers(0, np.maximum(self.widths[picks] - self.crop_width, 0) + 1)
-    images, segs, widths = [], [], []
+    images, segs = [], []
     for row in self.rows:
       example, x0 = self.source[picks[row]], int(offsets[row])
-      w = min(self.crop_width, int(self.widths[picks[row]]))
-      images.append(np.asarray(example["image"])[:, x0:x0 + w])
-      segs.append(np.asarray(example["seg"])[:, x0:x0 + w] if "seg" in example else None)
-      widths.append(w)
-    return _as_batch(images, segs if segs[0] is not None else None, widths, self.crop_width)
+      window = slice(x0, x0 + self.crop_width)
+      images.append(np.asarray(example["image"])[:, window])
+      segs.append(np.asarray(example["seg"])[:, window] if "seg" in example else None)
+    return _as_batch(images, segs, self.crop_width)
