@@ -23,6 +23,9 @@ Figures per row:
                     these GPUs by default). Other devices (CPU): with --peak=measure (default) a
                     large matmul of that dtype is timed in the same run and its FLOP/s is the
                     peak (`peak_source` says which); --peak=none leaves mfu null;
+  cpu_ms_per_step   process CPU time per step, all threads (median); load_avg_1m is the 1-min
+                    load average before and after the timed steps (a shared machine's noise);
+                    ms_per_step_min the fastest step (the least disturbed by other jobs);
   peak_mem_bytes    device.memory_stats() peak so far in this process (null where the backend
                     has none, e.g. CPU); step_mem_bytes: XLA's memory analysis of the step
                     (arguments + outputs + temporaries - donated aliases).
@@ -151,77 +154,114 @@ def _first(x):
   return x[0] if isinstance(x, (list, tuple)) else x
 
 
+class StepRunner:
+  """One configuration's compiled real train step, run one step at a time (`step()`), so that
+  callers can interleave configurations on a shared machine; `row(...)` makes the JSON row."""
+
+  def __init__(self, task, size, dtype, batch_size, *, log_height=128, log_width=512,
+               augment=True, compiler_options=None):
+    if task not in TASKS:
+      raise ValueError(f"unknown task {task!r}; choose from {list(TASKS)}")
+    family = TASKS[task][0]
+    if size not in SIZES[family]:
+      raise ValueError(f"{task} has sizes {SIZES[family]}, got {size!r}")
+    self.task, self.size, self.dtype, self.batch_size, self.augment = (
+        task, size, dtype, batch_size, augment)
+    stage = make_stage(task, size, dtype)
+    stage.batch_size = batch_size
+    stage.augment.enabled = augment
+    task_obj = tasks.make_task(stage)
+    graphdef, params, rest = state_lib.split_model(task_obj.build_model(nnx.Rngs(params=0)))
+    self.num_params = sum(x.size for x in jax.tree.leaves(params))
+    tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 100, 100 * stage.epochs, params)
+    self.state = state_lib.create_state(params, rest, tx)
+    train_step = step_lib.make_train_step(graphdef, tx, task_obj.loss_fn)
+    self.host = make_batch(task, stage, batch_size, log_height, log_width)
+    self.batch = jax.device_put(self.host)
+    self.key = jax.random.key(0)
+    t = time.perf_counter()
+    self.compiled = train_step.lower(self.state, self.batch, self.key).compile(
+        compiler_options=compiler_options)
+    self.compile_s = time.perf_counter() - t
+    self.flops = _first(self.compiled.cost_analysis() or {}).get("flops")
+    mem = self.compiled.memory_analysis()
+    self.step_mem = (None if mem is None else mem.argument_size_in_bytes
+                     + mem.output_size_in_bytes + mem.temp_size_in_bytes
+                     - mem.alias_size_in_bytes)
+    self.metrics = None
+
+  def step(self):
+    """One train step, ended by block_until_ready."""
+    self.state, self.metrics = self.compiled(self.state, self.batch, self.key)
+    jax.block_until_ready((self.state, self.metrics))
+
+  def row(self, times, cpu_times, load_avg, *, warmup, peak="measure", peak_cache=None):
+    """The JSON row from per-step wall and CPU seconds and the load average around them."""
+    sec = float(np.median(times))
+    device = jax.devices()[0]
+    peak_flops, peak_source = device_peak(device, self.dtype, peak, {} if peak_cache is None
+                                          else peak_cache)
+    stats = device.memory_stats() or {}
+    pixels = int(np.prod(self.host["image"].shape[1:3]))
+    flops, batch_size = self.flops, self.batch_size
+    return {
+        "name": f"{self.task}/{self.size}/{self.dtype}/b{batch_size}",
+        "task": self.task, "size": self.size, "dtype": self.dtype, "batch": batch_size,
+        "augment": self.augment,
+        "ms_per_step": 1e3 * sec,
+        "ms_per_step_mean": 1e3 * float(np.mean(times)),
+        "ms_per_step_min": 1e3 * float(np.min(times)),
+        # CPU time of this process per step (all threads; median): on a shared CPU the wall
+        # time depends on the other jobs, this mostly on the work done.
+        "cpu_ms_per_step": 1e3 * float(np.median(cpu_times)),
+        "load_avg_1m": list(load_avg),
+        "items_per_s": batch_size / sec,
+        "megapixels_per_s": batch_size * pixels / sec / 1e6,
+        "compile_s": self.compile_s,
+        "flops_per_step": flops,
+        "tflops_per_s": None if flops is None else flops / sec / 1e12,
+        "mfu": None if flops is None or peak_flops is None else flops / sec / peak_flops,
+        "peak_flops": peak_flops, "peak_source": peak_source,
+        "peak_mem_bytes": stats.get("peak_bytes_in_use"),
+        "step_mem_bytes": self.step_mem,
+        "params": int(self.num_params),
+        "image_shape": list(self.host["image"].shape[1:]),
+        "loss": float(self.metrics["loss"]),
+        "steps": len(times), "warmup": warmup,
+        "device": device.device_kind, "platform": device.platform,
+    }
+
+
+def time_steps(step, steps):
+  """Runs `step()` `steps` times: (wall seconds, process CPU seconds) per step."""
+  times, cpu_times = [], []
+  for _ in range(steps):
+    t, cpu = time.perf_counter(), time.process_time()
+    step()
+    times.append(time.perf_counter() - t)
+    cpu_times.append(time.process_time() - cpu)
+  return times, cpu_times
+
+
 def benchmark(task, size, dtype, batch_size, *, steps=10, warmup=2, log_height=128,
-              log_width=512, peak="measure", peak_cache=None, augment=True):
+              log_width=512, peak="measure", peak_cache=None, augment=True,
+              compiler_options=None):
   """Compiles and times the real train step of one configuration; returns its JSON row.
 
   augment=False turns the stage's on-device augmentation off (to compare with a step that
-  gets its batches augmented elsewhere, as the study's PyTorch loader does).
+  gets its batches augmented elsewhere, as the study's PyTorch loader does);
+  compiler_options go to XLA (`jax.stages.Lowered.compile`), e.g. for flag A/Bs.
   """
-  if task not in TASKS:
-    raise ValueError(f"unknown task {task!r}; choose from {list(TASKS)}")
-  family = TASKS[task][0]
-  if size not in SIZES[family]:
-    raise ValueError(f"{task} has sizes {SIZES[family]}, got {size!r}")
   if steps < 1 or warmup < 0:
     raise ValueError(f"need steps >= 1 and warmup >= 0, got {steps}, {warmup}")
-  stage = make_stage(task, size, dtype)
-  stage.batch_size = batch_size
-  stage.augment.enabled = augment
-  task_obj = tasks.make_task(stage)
-  graphdef, params, rest = state_lib.split_model(task_obj.build_model(nnx.Rngs(params=0)))
-  num_params = sum(x.size for x in jax.tree.leaves(params))
-  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 100, 100 * stage.epochs, params)
-  state = state_lib.create_state(params, rest, tx)
-  train_step = step_lib.make_train_step(graphdef, tx, task_obj.loss_fn)
-  host = make_batch(task, stage, batch_size, log_height, log_width)
-  batch = jax.device_put(host)
-  key = jax.random.key(0)
-
-  t = time.perf_counter()
-  compiled = train_step.lower(state, batch, key).compile()
-  compile_s = time.perf_counter() - t
-  flops = _first(compiled.cost_analysis() or {}).get("flops")
-  mem = compiled.memory_analysis()
-  step_mem = (None if mem is None else mem.argument_size_in_bytes + mem.output_size_in_bytes
-              + mem.temp_size_in_bytes - mem.alias_size_in_bytes)
-
+  runner = StepRunner(task, size, dtype, batch_size, log_height=log_height,
+                      log_width=log_width, augment=augment, compiler_options=compiler_options)
   for _ in range(warmup):
-    state, metrics = compiled(state, batch, key)
-  jax.block_until_ready((state, metrics) if warmup else state)
-  times = []
-  for _ in range(steps):
-    t = time.perf_counter()
-    state, metrics = compiled(state, batch, key)
-    jax.block_until_ready((state, metrics))
-    times.append(time.perf_counter() - t)
-  sec = float(np.median(times))
-
-  device = jax.devices()[0]
-  peak_flops, peak_source = device_peak(device, dtype, peak, {} if peak_cache is None
-                                        else peak_cache)
-  stats = device.memory_stats() or {}
-  pixels = int(np.prod(host["image"].shape[1:3]))
-  return {
-      "name": f"{task}/{size}/{dtype}/b{batch_size}",
-      "task": task, "size": size, "dtype": dtype, "batch": batch_size, "augment": augment,
-      "ms_per_step": 1e3 * sec,
-      "ms_per_step_mean": 1e3 * float(np.mean(times)),
-      "items_per_s": batch_size / sec,
-      "megapixels_per_s": batch_size * pixels / sec / 1e6,
-      "compile_s": compile_s,
-      "flops_per_step": flops,
-      "tflops_per_s": None if flops is None else flops / sec / 1e12,
-      "mfu": None if flops is None or peak_flops is None else flops / sec / peak_flops,
-      "peak_flops": peak_flops, "peak_source": peak_source,
-      "peak_mem_bytes": stats.get("peak_bytes_in_use"),
-      "step_mem_bytes": step_mem,
-      "params": int(num_params),
-      "image_shape": list(host["image"].shape[1:]),
-      "loss": float(metrics["loss"]),
-      "steps": steps, "warmup": warmup,
-      "device": device.device_kind, "platform": device.platform,
-  }
+    runner.step()
+  load_before = os.getloadavg()[0]
+  times, cpu_times = time_steps(runner.step, steps)
+  return runner.row(times, cpu_times, (load_before, os.getloadavg()[0]), warmup=warmup,
+                    peak=peak, peak_cache=peak_cache)
 
 
 def _parse_list(flag, value, kind=str, allowed=None):

@@ -21,7 +21,14 @@ def parse_arg(arg, **defaults):
       value = True
     else:
       kind = type(defaults[key])
-      value = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+      try:
+        if kind is bool and value.lower() not in ("1", "true", "yes", "0", "false", "no"):
+          raise ValueError(value)
+        value = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+      except ValueError:
+        what = {int: "an integer", float: "a number", bool: "true or false"}.get(kind, kind)
+        raise ValueError(f"config argument {item!r}: expected {what}, like "
+                         f"{key}={defaults[key]}") from None
     out[key] = value
   return out
 
@@ -47,7 +54,9 @@ def stage(task, *, model, data, optim, epochs, batch_size, init_from="", encoder
       task=task, model=model, data=data, optim=optim, epochs=epochs, batch_size=batch_size,
       eval_batch_size=batch_size, seed=0,
       # An earlier stage of this workdir (its name) or a stage directory path; "" = fresh.
-      init_from=ml_collections.ConfigDict(dict(stage=init_from, subtrees=("encoder",))),
+      # allow_partial: graft from a stage that has not finished (refused by default).
+      init_from=ml_collections.ConfigDict(dict(stage=init_from, subtrees=("encoder",),
+                                               allow_partial=False)),
       encoder=ml_collections.ConfigDict(dict(policy=encoder_policy,
                                              frozen_epochs=frozen_epochs)),
       augment=ml_collections.ConfigDict(dict(enabled=True, jitter=0.4, scale=(0.67, 1.0),

@@ -1,14 +1,23 @@
-r"""Aggregates runs into tables (mean ± std, 95 % CI over seeds) and plots.
+r"""Aggregates runs into tables (mean ± std, 95 % CI over seeds), plots and a page.
 
   python -m launch.report RUNS_DIR [--metrics=miou,f1/curve1] [--out=DIR]
 
 RUNS_DIR is a workdir or a folder of workdirs (any depth, e.g. a launch.sweep root); every
-`metrics.jsonl` found is read with the `config.json` and `sweep_run.json` beside it. A stage's
-result is its last eval row. Stages are grouped by their config `tags` without `seed` (e.g.
-arm=warm, budget=12), else by stage name, plus the run's sweep grid settings (e.g. :labels=16),
-and the groups are averaged over seeds. Works on partial sweeps: what has an eval row is
-reported, and runs listed in a sweep.json without results are named.
-Writes to RUNS_DIR (or --out): report.md, report.csv, and the plots that the runs allow:
+`metrics.jsonl` found is read with the `config.json`, `sweep_run.json` and `sweep_done.json`
+beside it. Only finished stages count (launch/results.py says which): a stage is finished when
+its last eval row is at its config's `epochs` (every stage evaluates at its last epoch), or,
+without epochs in its config, when its sweep run wrote `sweep_done.json`. Stages are grouped by
+their config `tags` without `seed` (e.g. arm=warm, budget=12), else by stage name, plus the
+run's sweep grid settings (e.g. :labels=16), and the groups are averaged over seeds. Unfinished
+stages, duplicates (a second stage of the same group and seed: the first by path is used),
+missing seeds, sweep runs without results and malformed metrics.jsonl lines (a warning naming
+file and line) are listed, never averaged. Default metrics: what the stages' tasks report (per-class
+F1 for curve segmenters, mIoU, pixel accuracy, accuracy). Exit 2 with one `error:` line
+for a RUNS_DIR that is not a folder or an --out that cannot be written (checked first), 1 when
+nothing finished.
+Writes to RUNS_DIR (or --out): report.md, report.csv, report.html (launch/report_html.py:
+the same table, interactive curves, the run list and the stages' pictures, in one file), and
+the plots that the runs allow:
   miou_vs_labels.png  final mIoU vs labelled training examples, one line per stage (or arm)
                       and pretraining size: the study's main figure.
   f1_vs_budget.png    final F1 vs label budget, warm vs cold (stages tagged arm / budget).
@@ -20,142 +29,119 @@ Lines and error bars are mean ± std over seeds.
 
 import collections
 import csv
-import glob
-import json
+import math
 import os
 import re
+import sys
+import tempfile
 
 import numpy as np
 from absl import app, flags
+from scipy import stats
 
+from launch import results
 from ssl_seg import plots
 
-_METRICS = flags.DEFINE_list(
-    "metrics", ["f1/curve1", "f1/curve2", "f1/background", "miou", "pixel_acc", "acc"],
-    "Metrics to tabulate (those present are used).")
-_OUT = flags.DEFINE_string("out", None, "Output folder (default: RUNS_DIR).")
-
-# Two-sided 95 % Student-t quantiles by degrees of freedom (scipy is not a dependency).
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-        9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
-
 # Group keys that count labelled examples: the x axis of the main figure, not a line.
-_LABEL_KEYS = re.compile(r"(^:?labels$|^budget$|num_labels$|num_train$)")
+LABEL_KEYS = re.compile(r"(^:?labels$|^budget$|num_labels$|num_train$)")
 
-Result = collections.namedtuple("Result", "tags seed final evals info")
 
 
 def t95(df):
-  """Conservative: the quantile of the nearest tabulated df at or below `df`."""
-  return 1.96 if df > 30 else _T95[max(k for k in _T95 if k <= df)]
-
-
-def _read_json(path):
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return {}
-
-
-def read_rows(path):
-  """metrics.jsonl rows; a line cut short by a run that is still writing is skipped."""
-  rows = []
-  with open(path) as f:
-    for line in f:
-      try:
-        rows.append(json.loads(line))
-      except ValueError:
-        continue
-  return rows
-
-
-def _hashable(v):
-  return tuple(_hashable(x) for x in v) if isinstance(v, list) else v
+  """Two-sided 95 % Student-t quantile."""
+  return float(stats.t.ppf(0.975, df))
 
 
 def load_runs(runs_dir):
-  """[Result(tags, seed, final eval row, eval rows, info)] for every stage with an eval row.
-
-  `tags` is the group: the stage's config tags (or {"stage": name}) plus the run's sweep
-  settings; `info` holds the stage config, the run's config and the workdir.
-  """
-  found = []
-  for path in sorted(glob.glob(os.path.join(runs_dir, "**", "metrics.jsonl"), recursive=True)):
-    workdir = os.path.dirname(path)
-    run_cfg = _read_json(os.path.join(workdir, "config.json"))
-    settings = _read_json(os.path.join(workdir, "sweep_run.json")).get("settings", {})
-    rows = read_rows(path)
-    for stage in dict.fromkeys(r.get("stage") for r in rows):
-      evals = [r for r in rows if r.get("stage") == stage and r.get("split") == "eval"]
-      if not evals:
-        continue
-      stage_cfg = run_cfg.get("stages", {}).get(stage, {})
-      tags = dict(stage_cfg.get("tags") or {"stage": stage})
-      tags.update({k: _hashable(v) for k, v in settings.items()})
-      info = dict(stage=stage, stage_cfg=stage_cfg, run_cfg=run_cfg, workdir=workdir)
-      found.append(Result(tags, evals[-1].get("seed"), evals[-1], evals, info))
-  return found
+  """[Result(tags, seed, final eval row, eval rows, info)] of every finished, unique stage."""
+  return results.collect(runs_dir).found
 
 
-def group_key(tags):
-  """Tags without seed: config tags / stage first (sorted), then sweep settings (sorted)."""
-  own = sorted((k, v) for k, v in tags.items() if k != "seed" and not _is_setting(k))
-  return tuple(own) + tuple(sorted((k, v) for k, v in tags.items() if _is_setting(k)))
-
-
-def _is_setting(key):
-  return key.startswith(":") or "." in key
-
-
-def _groups(found):
+def groups_of(found):
   groups = collections.defaultdict(list)
   for r in found:
-    groups[group_key(r.tags)].append(r)
+    groups[results.group_key(r.tags)].append(r)
   return groups
 
 
+def task_of(result):
+  return result.info["stage_cfg"].get("task") or result.final.get("task")
+
+
+def default_metrics(found):
+  """What the stages' tasks report: per-class F1 for curve segmenters, mIoU, accuracy."""
+  names = []
+  for r in found:
+    classes = r.info["stage_cfg"].get("class_names") or []
+    if task_of(r) == "curve_segment":
+      names += [f"f1/{c}" for c in classes if c != "background"] + ["f1/background"]
+  return list(dict.fromkeys(names + ["miou", "pixel_acc", "acc"]))
+
+
 def summarize(found, metric_names):
-  """{group key: {metric: (mean, std, ci95, n)}} with groups = tags minus seed."""
+  """{group key: {metric: (mean, std, ci95, n)}} with groups = tags minus seed.
+
+  std and ci95 are nan for n = 1.
+  """
   out = {}
-  for key, members in _groups(found).items():
-    stats = {}
+  for key, members in groups_of(found).items():
+    metrics = {}
     for m in metric_names:
       vals = np.array([r.final[m] for r in members if m in r.final], np.float64)
       if len(vals):
-        std = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
-        ci = t95(len(vals) - 1) * std / np.sqrt(len(vals)) if len(vals) > 1 else float("nan")
-        stats[m] = (float(vals.mean()), std, float(ci), len(vals))
-    if stats:  # Stages that report none of the metrics (e.g. pretraining) are left out.
-      out[key] = stats
+        n = len(vals)
+        std = float(vals.std(ddof=1)) if n > 1 else float("nan")
+        ci = t95(n - 1) * std / np.sqrt(n) if n > 1 else float("nan")
+        metrics[m] = (float(vals.mean()), std, float(ci), n)
+    if metrics:  # Stages that report none of the metrics (e.g. pretraining) are left out.
+      out[key] = metrics
   return out
 
 
-def _key_str(key):
-  return ", ".join(f"{k}={v}" for k, v in key)
-
-
-def _sort_key(key):
+def sort_key(key):
   """Numbers in numeric order (16 before 128), strings alphabetically."""
   return [(k, 0, v, "") if isinstance(v, (int, float)) else (k, 1, 0, str(v)) for k, v in key]
 
 
-def write_tables(summary, metric_names, out_dir, notes=()):
+def _num(x):
+  return None if x is None or not math.isfinite(x) else x
+
+
+def _scalar(v):
+  return v if isinstance(v, (str, int, float)) else str(v)
+
+
+def table_rows(summary, metric_names):
+  """(metrics present, rows of report.csv as dicts; None where a value is undefined)."""
   present = [m for m in metric_names if any(m in s for s in summary.values())]
+  rows = []
+  for key in sorted(summary, key=sort_key):
+    s = summary[key]
+    row = {"group": results.key_str(key), **{k: _scalar(v) for k, v in key},
+           "n": max(v[3] for v in s.values())}
+    for m in present:
+      if m in s:
+        row.update({f"{m}_mean": s[m][0], f"{m}_std": _num(s[m][1]),
+                    f"{m}_ci95": _num(s[m][2])})
+    rows.append(row)
+  return present, rows
+
+
+def format_stat(mean, std, ci, n):
+  if n < 2:
+    return f"{mean:.3f} (n=1, no CI)"
+  return f"{mean:.3f} ± {std:.3f} (CI ±{ci:.3f})"
+
+
+def write_tables(summary, metric_names, out_dir, notes=()):
+  present, rows = table_rows(summary, metric_names)
   lines = ["| group | n | " + " | ".join(present) + " |",
            "|---|---|" + "---|" * len(present)]
-  rows = []
-  for key in sorted(summary, key=_sort_key):
-    stats = summary[key]
-    n = max((s[3] for s in stats.values()), default=0)
-    cells = [f"{stats[m][0]:.3f} ± {stats[m][1]:.3f} (CI ±{stats[m][2]:.3f})" if m in stats
-             else "-" for m in present]
-    lines.append(f"| {_key_str(key)} | {n} | " + " | ".join(cells) + " |")
-    row = {"group": _key_str(key), **{k: v for k, v in key}, "n": n}
-    for m in present:
-      if m in stats:
-        row.update({f"{m}_mean": stats[m][0], f"{m}_std": stats[m][1], f"{m}_ci95": stats[m][2]})
-    rows.append(row)
+  for key in sorted(summary, key=sort_key):
+    s = summary[key]
+    n = max(v[3] for v in s.values())
+    cells = [format_stat(*s[m]) if m in s else "-" for m in present]
+    lines.append(f"| {results.key_str(key)} | {n} | " + " | ".join(cells) + " |")
   md = "\n".join(lines)
   if notes:
     md += "\n\n" + "\n".join(notes)
@@ -165,7 +151,7 @@ def write_tables(summary, metric_names, out_dir, notes=()):
     fields = list(dict.fromkeys(k for r in rows for k in r))
     writer = csv.DictWriter(f, fieldnames=fields)
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
   return md
 
 
@@ -176,67 +162,86 @@ def _dataset_size(data):
   return min(sizes) if sizes else None
 
 
+def init_chain(info):
+  """Stage names from this stage back along init_from; a path outside the workdir ends it."""
+  stages, chain = info["run_cfg"].get("stages", {}), [info["stage"]]
+  while True:
+    init = (stages.get(chain[-1], {}).get("init_from") or {}).get("stage", "")
+    if not init:
+      return chain
+    if init not in stages or init in chain:
+      return [*chain, "/" + os.path.basename(os.path.normpath(init))]
+    chain.append(init)
+
+
 def pretraining(info):
   """'pretrain 2048' (the first stage of the init_from chain and its size) or 'from scratch'."""
-  stages, name, seen = info["run_cfg"].get("stages", {}), info["stage"], set()
-  while True:
-    init = (stages.get(name, {}).get("init_from") or {}).get("stage", "")
-    if not init:
-      break
-    if init not in stages or init in seen:  # A path outside this workdir.
-      return f"from {os.path.basename(os.path.normpath(init))}"
-    seen.add(name)
-    name = init
-  if name == info["stage"]:
+  chain, stages = init_chain(info), info["run_cfg"].get("stages", {})
+  if len(chain) == 1:
     return "from scratch"
-  size = _dataset_size(stages[name].get("data", {}))
-  return f"{name} {size}" if size else name
+  if chain[-1].startswith("/"):
+    return f"from {chain[-1][1:]}"
+  size = _dataset_size(stages[chain[-1]].get("data", {}))
+  return f"{chain[-1]} {size}" if size else chain[-1]
 
 
-def _label_count(info):
+def label_count(info):
   return _dataset_size(info["stage_cfg"].get("data", {}))
 
 
-def _mean_curve(runs, metric):
-  per_epoch = collections.defaultdict(list)
+def mean_curve(runs, metric):
+  """[(epoch, mean, std, n, step)] over runs' eval rows (std 0 for one run)."""
+  per_epoch, steps = collections.defaultdict(list), {}
   for evals in runs:
     for r in evals:
       if metric in r:
         per_epoch[r["epoch"]].append(r[metric])
-  return [(e, float(np.mean(v)), float(np.std(v)), 0.0) for e, v in sorted(per_epoch.items())]
+        steps[r["epoch"]] = r.get("step")
+  return [(e, float(np.mean(v)), float(np.std(v)), len(v), steps[e])
+          for e, v in sorted(per_epoch.items())]
+
+
+def miou_series(found, summary, metric="miou"):
+  """{line label: [(labels, mean, std, ci95, n)]}: one line per stage and its pretraining."""
+  series = collections.defaultdict(list)
+  for key, members in groups_of(found).items():
+    labels = label_count(members[0].info)
+    if metric not in summary.get(key, {}) or labels is None:
+      continue
+    line = [f"{k}={v}" if k != "stage" else str(v) for k, v in key if not LABEL_KEYS.search(k)]
+    label = ", ".join(line + [f"init: {pretraining(members[0].info)}"])
+    series[label].append((labels, *summary[key][metric]))
+  return {k: sorted(v) for k, v in sorted(series.items())}
+
+
+def _plot_series(series):
+  return {k: [(p[0], p[1], 0.0 if math.isnan(p[2]) else p[2]) for p in v]
+          for k, v in series.items()}
 
 
 def plot_miou_vs_labels(found, summary, out_dir, metric="miou"):
   """The study's main figure: final mIoU vs labelled examples, a line per stage/pretraining."""
-  series = collections.defaultdict(list)
-  for key, members in _groups(found).items():
-    labels = _label_count(members[0].info)
-    if metric not in summary.get(key, {}) or labels is None:
-      continue
-    line = [f"{k}={v}" if k != "stage" else str(v) for k, v in key if not _LABEL_KEYS.search(k)]
-    label = ", ".join(line + [f"init: {pretraining(members[0].info)}"])
-    series[label].append((labels, *summary[key][metric][:3]))
+  series = miou_series(found, summary, metric)
   if not series:
     return None
-  series = {k: sorted(v) for k, v in sorted(series.items())}
-  path = plots.metric_vs_x(series, "labelled training examples", f"final eval {metric}",
+  return plots.metric_vs_x(_plot_series(series), "labelled training examples",
+                           f"final eval {metric}",
                            os.path.join(out_dir, f"{metric}_vs_labels.png"),
                            title=f"{metric} vs labels (mean ± std over seeds)")
-  return path
 
 
 def plot_convergence(found, metric_names, out_dir):
   """Mean eval curve per group of the first metric present (mIoU for segmentation)."""
-  groups = _groups(found)
+  groups = groups_of(found)
   metric = next((m for m in ["miou", *metric_names]
                  if any(m in r for g in groups.values() for x in g for r in x.evals)), None)
   if metric is None:
     return None
   curves = {}
-  for key in sorted(groups, key=_sort_key):
-    curve = _mean_curve([r.evals for r in groups[key]], metric)
+  for key in sorted(groups, key=sort_key):
+    curve = mean_curve([r.evals for r in groups[key]], metric)
     if curve:
-      curves[_key_str(key)] = curve
+      curves[results.key_str(key)] = curve
   return plots.metric_vs_x(curves, "epoch", f"eval {metric} (mean ± std over seeds)",
                            os.path.join(out_dir, "convergence.png"))
 
@@ -255,15 +260,15 @@ def plot_budget(found, summary, metric_names, out_dir):
              if dict(k).get("arm") == arm and m in s]
       if pts:
         series[f"{arm} {m}"] = sorted(pts)
-  paths.append(plots.metric_vs_x(series, "labelled logs (budget)", "final eval F1",
-                                 os.path.join(out_dir, "f1_vs_budget.png")))
+  paths.append(plots.metric_vs_x(_plot_series(series), "labelled logs (budget)",
+                                 "final eval F1", os.path.join(out_dir, "f1_vs_budget.png")))
   for budget in budgets:
     curves = {}
     for arm in arms:
       runs = [r.evals for r in found
               if r.tags.get("arm") == arm and r.tags.get("budget") == budget]
       for m in ("f1/curve1", "f1/curve2"):
-        curve = _mean_curve(runs, m)
+        curve = mean_curve(runs, m)
         if curve:
           curves[f"{arm} {m}"] = curve
     paths.append(plots.metric_vs_x(curves, "epoch", "eval F1 (mean ± std over seeds)",
@@ -281,52 +286,95 @@ def write_plots(found, summary, metric_names, out_dir):
   return paths + [p for p in makers if p]
 
 
-def sweep_status(runs_dir):
-  """Lines naming what sweep.json manifests under runs_dir list but has no result yet."""
+def seed_notes(found, summary):
+  """Groups that lack seeds other groups of their kind (the same group keys) have.
+
+  Kinds keep a shared stage (one `synthetic` stage under many tagged fine-tunes) from being
+  flagged for the seeds of the fine-tunes.
+  """
+  groups = groups_of(found)
+  seeds = {k: {r.seed for r in groups[k]} - {None} for k in summary}
+  kinds = collections.defaultdict(set)
+  for key, s in seeds.items():
+    kinds[tuple(k for k, _ in key)] |= s
   notes = []
-  for manifest in sorted(glob.glob(os.path.join(runs_dir, "**", "sweep.json"), recursive=True)):
-    runs = _read_json(manifest).get("runs", [])
-    root = os.path.dirname(manifest)
-    done, partial, missing = [], [], []
-    for run in runs:
-      # Relative to the manifest, so a moved or copied sweep folder still resolves.
-      workdir = os.path.join(root, run["name"])
-      marker = _read_json(os.path.join(workdir, "sweep_done.json"))
-      if marker.get("fingerprint") == run.get("fingerprint"):
-        done.append(run["name"])
-      elif os.path.exists(os.path.join(workdir, "metrics.jsonl")):
-        partial.append(run["name"])
-      else:
-        missing.append(run["name"])
-    notes.append(f"Sweep {os.path.relpath(manifest, runs_dir)}: {len(runs)} runs, "
-                 f"{len(done)} finished, {len(partial)} started but not finished, "
-                 f"{len(missing)} without results.")
-    notes += [f"- not finished: {n}" for n in partial] + [f"- no results: {n}" for n in missing]
+  for key in sorted(summary, key=sort_key):
+    every = kinds[tuple(k for k, _ in key)]
+    if len(every) > 1 and seeds[key] != every:
+      have, lack = sorted(seeds[key]), sorted(every - seeds[key])
+      notes.append(f"- missing seeds: {results.key_str(key)} has seeds {have}, lacks {lack}")
   return notes
 
 
-def report(runs_dir, metric_names, out_dir=None):
+def report(runs_dir, metric_names=None, out_dir=None):
+  """Writes report.md / .csv / .html and plots; returns (markdown, paths written)."""
+  from launch import report_html  # It imports this module.
+
   out_dir = out_dir or runs_dir
-  found = load_runs(runs_dir)
-  if not found:
-    raise FileNotFoundError(f"no finished stage (metrics.jsonl with eval rows) under {runs_dir}")
+  loaded = results.collect(runs_dir)
+  if not loaded.found:
+    why = "".join(f"\n  {line}" for line in results.problem_notes(loaded, runs_dir))
+    raise FileNotFoundError(f"no finished stage (metrics.jsonl with eval rows) under "
+                            f"{runs_dir}{why}")
+  metric_names = metric_names or default_metrics(loaded.found)
   os.makedirs(out_dir, exist_ok=True)
-  summary = summarize(found, metric_names)
-  md = write_tables(summary, metric_names, out_dir, sweep_status(runs_dir))
-  return md, write_plots(found, summary, metric_names, out_dir)
+  summary = summarize(loaded.found, metric_names)
+  sweep_notes, missing = results.sweep_status(runs_dir)
+  notes = (sweep_notes + results.problem_notes(loaded, runs_dir)
+           + seed_notes(loaded.found, summary) + loaded.warnings)
+  loaded = loaded._replace(runs=loaded.runs + missing)  # The page lists them too.
+  md = write_tables(summary, metric_names, out_dir, notes)
+  paths = write_plots(loaded.found, summary, metric_names, out_dir)
+  html = report_html.write(os.path.join(out_dir, "report.html"), loaded, summary, metric_names,
+                           notes, title=runs_dir, base=runs_dir)
+  return md, paths + [html]
+
+
+def check_writable(folder):
+  """Raises OSError naming `folder` unless a file can be created in it (made if missing)."""
+  try:
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".report-check-"):
+      pass
+  except OSError as e:
+    raise OSError(f"--out folder {folder} is not writable ({e.strerror or e}); choose "
+                  "another --out") from None
+
+
+def define_flags():
+  """The command's flags; defined only when run, so the module imports anywhere."""
+  flags.DEFINE_list("metrics", None, "Metrics to tabulate (default: what the stages' tasks "
+                    "report: per-class F1 for curve segmenters, miou, pixel_acc, acc).")
+  flags.DEFINE_string("out", None, "Output folder (default: RUNS_DIR).")
 
 
 def main(argv):
   if len(argv) != 2:
-    raise app.UsageError("usage: python -m launch.report RUNS_DIR")
+    print("error: usage: python -m launch.report RUNS_DIR [--out=DIR] [--metrics=...]",
+          file=sys.stderr)
+    sys.exit(2)
+  runs_dir, out = argv[1], flags.FLAGS.out
   try:
-    md, paths = report(argv[1], _METRICS.value, _OUT.value)
-  except FileNotFoundError as e:
-    raise SystemExit(f"error: {e}") from None
-  print(md)
+    if not os.path.isdir(runs_dir):
+      raise FileNotFoundError(f"RUNS_DIR {runs_dir} is not a folder")
+    check_writable(out or runs_dir)  # Before any work: a result is never computed and lost.
+  except OSError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  try:
+    md, paths = report(runs_dir, flags.FLAGS.metrics, out)
+  except OSError as e:  # No finished stage, or the disk filled up while writing.
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+  lines = md.split("\n")
+  for line in lines:
+    if line.startswith("warning: "):
+      print(line, file=sys.stderr)
+  print("\n".join(line for line in lines if not line.startswith("warning: ")))
   for p in paths:
     print(f"wrote {p}")
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -1,16 +1,30 @@
 """Config checks and the resolved-config dump: bad values fail before any work starts."""
 
+import difflib
+import importlib.util
 import json
 import os
+import sys
 import time
 
 from absl import flags
 from ml_collections import config_flags
 
-from ssl_seg import optim, tasks
+from ssl_seg import tasks
 
 NONFINITE_POLICIES = ("stop", "skip")
 MIN_LOG_WIDTH = 32  # CurveNet's stride: narrower logs have no bottleneck column.
+USAGE_EXIT_CODE = 2  # A bad flag or config value (README "When things go wrong").
+# The model family each task builds (its module calls models.build_vit_encoder or
+# models.build_curvenet); `model.name` must say the same, or it is a silent lie.
+TASK_MODELS = {"mim": "vit", "classify": "vit", "segment": "vit", "denoise": "curvenet",
+               "curve_segment": "curvenet"}
+# Model size fields where 0 means "derive it" (CurveNet's stem) or "none" (bottleneck layers).
+ZERO_OK = ("stem_width", "bottleneck_layers")
+# Tuple fields of numbers: an override that absl could not read as a tuple arrives as a string.
+NUMERIC_TUPLES = ("optim.decay_epochs", "model.widths", "augment.scale")
+# Stage fields a resumed or repeated run may change: they change nothing it learns.
+RERUN_SAFE = ("data.workers", "checkpoint.keep", "checkpoint.every_steps", "log_every_steps")
 
 
 class ConfigError(ValueError):
@@ -26,6 +40,90 @@ def load_config(config_arg, overrides=()):
                                   flag_values=values, lock_config=True, sys_argv=argv)
   values(argv)
   return values.config
+
+
+def parse_flags(argv):
+  """`app.run`'s flags_parser for the commands: a bad flag, config file or override prints one
+  `error:` line and exits 2. absl's own parser prints a traceback for what config_flags does
+  not wrap (an unknown field, a config file that does not compile) and exits 1."""
+  try:
+    for a in argv[1:]:
+      if a.startswith("--config="):
+        path = a.split("=", 1)[1].split(":", 1)[0]
+        if not os.path.isfile(path):  # config_flags would defer this to the first read.
+          raise ConfigError(f"--config: config file {path} not found")
+    return flags.FLAGS(argv)
+  except Exception as e:  # A config file can raise anything while it loads.
+    if os.environ.get("SSL_SEG_DEBUG"):
+      raise
+    print(f"error: {flag_error(e, argv)}", file=sys.stderr)
+    sys.exit(USAGE_EXIT_CODE)
+
+
+def _last_line(e):
+  text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)  # No repr quotes.
+  lines = [s.strip() for s in text.strip().splitlines() if s.strip()]
+  return lines[-1] if lines else type(e).__name__
+
+
+def flag_error(e, argv):
+  """One line for an exception raised while parsing `argv`, naming the flag or field."""
+  if isinstance(e, ConfigError):
+    return str(e)
+  if isinstance(e, SyntaxError):
+    return f"config file {e.filename}, line {e.lineno}: {e.msg}; fix the file"
+  if isinstance(e, (AttributeError, KeyError)):  # An override of a field that does not exist.
+    try:
+      return _unknown_field(argv) or _last_line(e)
+    except Exception:  # noqa: BLE001 - the config file itself fails: its own error says more.
+      return _last_line(e)
+  inner = e  # config_flags wraps get_config's error twice; the first one says what is wrong.
+  while inner.__cause__ or (inner.__context__ and not inner.__suppress_context__):
+    inner = inner.__cause__ or inner.__context__
+  reason = _last_line(inner)
+  if isinstance(e, flags.Error) and not str(e).startswith("flag --"):
+    return reason  # absl's own, e.g. "Unknown command line flag 'x'".
+  if not isinstance(inner, ValueError):
+    reason = f"{type(inner).__name__}: {reason}"
+  if str(e).startswith("flag --"):
+    return f"{str(e).split(': ', 1)[0]}: {reason}"
+  config_arg = next((a for a in argv if a.startswith("--config=")), "the config file")
+  return f"{config_arg}: {reason}"
+
+
+def _unknown_field(argv):
+  """'--config.a.b=1: config.a has no field 'b' ...' for the first override naming no field."""
+  config_arg = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  if config_arg is None:
+    return None
+  path, _, arg = config_arg.partition(":")
+  spec = importlib.util.spec_from_file_location("_config_for_error", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  node = module.get_config(arg) if arg else module.get_config()
+  for a in argv:
+    if not a.startswith("--config."):
+      continue
+    key, done, n = a[len("--config."):].split("=", 1)[0], "config", node
+    for part in key.split("."):
+      fields = list(n.keys()) if hasattr(n, "keys") else []
+      if part not in fields:
+        close = difflib.get_close_matches(part, fields, n=1)
+        if close:
+          hint = f"did you mean {close[0]!r}?"
+        else:
+          hint = f"fields: {', '.join(fields)}" if fields else f"it is a {type(n).__name__}"
+        return f"{a}: {done} has no field {part!r} ({hint})"
+      n, done = n[part], f"{done}.{part}"
+  return None
+
+
+def check_stages(config, only):
+  """--stages names stages of the config (a typo would silently run nothing, or less)."""
+  unknown = [s for s in only or () if s not in config.stage_order]
+  if unknown:
+    raise ConfigError(f"--stages: unknown stage(s) {', '.join(map(repr, unknown))}; choose "
+                      f"from {', '.join(config.stage_order)}")
 
 
 def _need(cond, field, msg):
@@ -58,10 +156,19 @@ def validate(config):
     _need(st.eval.every_epochs >= 1, f"{f}.eval.every_epochs", "must be >= 1")
     _need(st.encoder.frozen_epochs >= 0, f"{f}.encoder.frozen_epochs", "must be >= 0")
     _validate_data(st.data, f"{f}.data")
+    _validate_model(st, f)
+    for path in NUMERIC_TUPLES:
+      parent, _, leaf = path.rpartition(".")
+      if parent in st and leaf in st[parent]:
+        v = tuple(st[parent][leaf])
+        _need(all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v),
+              f"{f}.{path}", f"must be numbers, got {v}; give a tuple as "
+              f"--config.{f}.{path}='(30, 60)' or repeat the flag once per number")
     if "weight_correction" in st:
       _need(0.0 <= st.weight_correction <= 1.0, f"{f}.weight_correction",
             f"must be in [0, 1] (share of the class weights' bias removed), got "
             f"{st.weight_correction}")
+    from ssl_seg import optim  # Imported here: optax pulls in JAX, which render_las never needs.
     try:
       optim.parse_policy(st.encoder.policy)
     except ValueError as e:
@@ -71,6 +178,20 @@ def validate(config):
       _need(init in seen, f"{f}.init_from.stage", f"{init!r} is not an earlier stage "
             f"(earlier: {seen}); give a stage name that runs before {name!r} or a path")
     seen.append(name)
+
+
+def _validate_model(st, f):
+  """The model family the task builds, and size fields that build a model at all."""
+  want = TASK_MODELS.get(st.task)
+  if want and "name" in st.model:
+    _need(st.model.name == want, f"{f}.model.name", f"task {st.task!r} builds a {want!r} "
+          f"model, got {st.model.name!r}; choose {want!r} (models: "
+          f"{sorted(set(TASK_MODELS.values()))})")
+  for k, v in st.model.items():
+    sizes = v if isinstance(v, (tuple, list)) else (v,)
+    if all(isinstance(x, int) and not isinstance(x, bool) for x in sizes):
+      low = 0 if k in ZERO_OK else 1
+      _need(all(x >= low for x in sizes), f"{f}.model.{k}", f"must be >= {low}, got {v}")
 
 
 def _validate_data(data, f):
@@ -96,6 +217,25 @@ def _validate_data(data, f):
   if "min_width" in data:
     _need(data.min_width >= MIN_LOG_WIDTH, f"{f}.min_width", f"must be >= {MIN_LOG_WIDTH} px "
           f"(the network's stride), got {data.min_width}")
+
+
+def _flat(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[prefix + k] = v
+  return out
+
+
+def config_changes(saved, current):
+  """['optim.lr: 0.001 -> 0.002', ...] from a stage config a checkpoint was trained with to
+  `current`. Only fields both have count (one added or removed by a code change since is not
+  a change of the run), and not those that change nothing learned (RERUN_SAFE)."""
+  a, b = (_flat(json.loads(json.dumps(c))) for c in (saved, current))  # Tuples as lists.
+  return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in sorted(a.keys() & b.keys())
+          if a[k] != b[k] and k not in RERUN_SAFE]
 
 
 def write_resolved(config, workdir):

@@ -47,12 +47,17 @@ column further from the nearest ink; 0 where absent.
 import csv
 import dataclasses
 import math
+import os
+import re
 
 import lasio
 import numpy as np
 from scipy import ndimage
 
 NULL = -999.25
+# LAS 2.0 header lines read "MNEM.UNIT DATA : DESCRIPTION": a '.' or ':' in a mnemonic ends it
+# early (lasio reads "GR.1" back as "GR"), spaces and '/' trip other readers.
+MNEMONIC = re.compile(r"[A-Za-z0-9_-]+")
 
 # Decoder costs, in columns read (each column on the path earns 1). Distances are in track
 # widths, so the costs hold at the model's 32 rows and on a full-resolution scan alike.
@@ -414,14 +419,28 @@ def table(depth_px, traces, *, names, to_original, scales=None, depth=None):
 
 
 def write_csv(path, columns):
-  with open(path, "w", newline="") as f:
+  path = os.fspath(path)
+  with open(path + ".tmp", "w", newline="") as f:  # Atomically, as scan_io.write_png.
     writer = csv.writer(f)
     writer.writerow(list(columns))
     writer.writerows(zip(*columns.values()))
+  os.replace(path + ".tmp", path)
+
+
+def check_mnemonic(name):
+  """`name` if it is a LAS mnemonic a reader gets back unchanged, else ValueError."""
+  if not MNEMONIC.fullmatch(name):
+    fixed = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "CURVE"
+    raise ValueError(f"LAS mnemonic {name!r}: use letters, digits, '_' and '-' only (a '.' "
+                     f"or ':' ends a LAS mnemonic, '/' and spaces trip readers), e.g. {fixed}")
+  return name
 
 
 def write_las(path, depth, curves, *, depth_unit="M", well=""):
   """LAS 2.0 with a DEPT index and `curves` {mnemonic: values}; NaN is written as NULL."""
+  path = os.fspath(path)
+  for name in curves:
+    check_mnemonic(name)
   las = lasio.LASFile()
   las.well["NULL"].value = NULL
   if well:
@@ -429,8 +448,9 @@ def write_las(path, depth, curves, *, depth_unit="M", well=""):
   las.append_curve("DEPT", np.asarray(depth, np.float64), unit=depth_unit)
   for name, values in curves.items():
     las.append_curve(name, np.asarray(values, np.float64))
-  with open(path, "w") as f:
+  with open(path + ".tmp", "w") as f:
     las.write(f, version=2.0)
+  os.replace(path + ".tmp", path)
 
 
 def r2(truth, pred):

@@ -27,19 +27,10 @@ import numpy as np
 from absl import app, flags, logging
 from tqdm import tqdm
 
-from ssl_seg import checkpoint, digitize, inference, metrics, render_las, scan_io
+from ssl_seg import config_utils, digitize, inference, metrics, render_las, scan_io
 from ssl_seg.tasks import curve_segment
 
 _flag = inference.flag
-
-
-def find_mask(masks_dir, name):
-  for candidate in (f"{name}_mask.png", f"{name}.png"):
-    path = os.path.join(masks_dir, candidate)
-    if os.path.isfile(path):
-      return path
-  raise FileNotFoundError(f"no mask for {name} in {masks_dir} (expected {name}_mask.png or "
-                          f"{name}.png)")
 
 
 def curve_scores(mask, truth, max_gap=8, cleanup=True):
@@ -85,7 +76,7 @@ def rule_mask(image):
 
 
 def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", tracks=(),
-                   max_gap=8, log=None):
+                   max_gap=8, log=None, max_pixels=scan_io.DEFAULT_MAX_PIXELS):
   """(summary dict, per-file list, failed [(path, message)]) over the image files."""
   log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
   k = len(seg.class_names)
@@ -96,8 +87,8 @@ def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", t
   for path in tqdm(images, desc="evaluating", unit="file", dynamic_ncols=True):
     name = scan_io.stem(path)
     try:
-      image = scan_io.read_image(path)
-      truth = scan_io.read_mask(find_mask(masks_dir, name), k)
+      image = scan_io.read_image(path, max_pixels)
+      truth = scan_io.read_mask(scan_io.find_mask(masks_dir, name), k, max_pixels)
       if truth.shape != image.shape:
         raise ValueError(f"mask is {truth.shape[0]} x {truth.shape[1]} but the image is "
                          f"{image.shape[0]} x {image.shape[1]}")
@@ -190,13 +181,16 @@ def main(argv):
     if las_dir and not os.path.isdir(las_dir):
       raise FileNotFoundError(f"--las folder not found: {las_dir}")
     images = scan_io.list_scans(_flag("images"))
+    if out:
+      inference.writable_file(out, "--out")  # Before the evaluation, not after it.
     seg = inference.load_from_flags(ckpt)
-  except (ValueError, FileNotFoundError, checkpoint.CheckpointMismatchError) as e:
+  except (ValueError, FileNotFoundError) as e:  # Incl. checkpoint errors (ValueErrors).
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   summary, per_file, failed = evaluate_files(seg, images, masks, las_dir=las_dir,
                                              depth_axis=_flag("depth-axis"),
-                                             tracks=_flag("track"), max_gap=_flag("max-gap"))
+                                             tracks=_flag("track"), max_gap=_flag("max-gap"),
+                                             max_pixels=_flag("max-pixels"))
   if per_file:
     seg_keys = {k: v for k, v in summary.items()
                 if k in ("miou", "pixel_acc") or k.split("/")[0] in metrics.PER_CLASS}
@@ -206,11 +200,17 @@ def main(argv):
     table = curve_table(summary, seg.class_names)
     if table:
       print(table)
-  if out:
-    with open(out, "w") as f:
-      failed_rows = [{"file": p, "error": m} for p, m in failed]
-      json.dump(_json_safe({**summary, "failed_files": failed_rows, "per_file": per_file}), f,
-                indent=1)
+  if out:  # Atomically: an interrupted write never leaves half a JSON file.
+    failed_rows = [{"file": p, "error": m} for p, m in failed]
+    try:
+      with open(out + ".tmp", "w") as f:
+        json.dump(_json_safe({**summary, "failed_files": failed_rows, "per_file": per_file}), f,
+                  indent=1)
+      os.replace(out + ".tmp", out)
+    except OSError as e:
+      print(f"error: --out {out}: could not write it ({e.strerror or e}); the metrics are "
+            "printed above", file=sys.stderr)
+      sys.exit(1)
   if failed:
     print(f"{len(failed)} file(s) failed: {', '.join(os.path.basename(p) for p, _ in failed)}",
           file=sys.stderr)
@@ -219,4 +219,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=config_utils.parse_flags)

@@ -12,6 +12,8 @@ a window is padded and the padding masked out (CurveNet is padding-exact).
 
 import dataclasses
 import os
+import sys
+import tempfile
 
 import jax
 import ml_collections
@@ -20,7 +22,7 @@ from absl import flags
 from flax import nnx
 from PIL import Image
 
-from ssl_seg import checkpoint, digitize, state as state_lib, tasks
+from ssl_seg import checkpoint, digitize, scan_io, state as state_lib, tasks
 from ssl_seg.tasks import curve_segment
 
 
@@ -110,8 +112,12 @@ def blend_weights(start, end, width, overlap):
   return wgt
 
 
-def load(path, *, window=1024, overlap=128, batch_size=4, step=None):
-  """A Segmenter from a stage directory (or its checkpoints/), restoring only the params."""
+def load(path, *, window=1024, overlap=128, batch_size=4, step=None, log=None):
+  """A Segmenter from a stage directory (or its checkpoints/), restoring only the params.
+
+  Without `step`, the newest step that can be read (an unreadable newer one is named through
+  `log`).
+  """
   stage_dir = stage_dir_of(path)
   if window % 32 or window < 64:
     raise ValueError(f"--window must be a multiple of 32 and >= 64, got {window}")
@@ -120,18 +126,30 @@ def load(path, *, window=1024, overlap=128, batch_size=4, step=None):
   if batch_size < 1:
     raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
   mngr = checkpoint.manager(stage_dir)
-  try:
-    meta = checkpoint.read_meta(mngr, step)
+
+  def read(s):
+    meta = checkpoint.read_meta(mngr, s)
     if "config" not in meta:
       raise ValueError(f"checkpoint in {stage_dir} has no stage config in its meta item")
     stage = ml_collections.ConfigDict(meta["config"])
     if stage.task != "curve_segment":
-      raise ValueError(f"checkpoint in {stage_dir} is a {stage.task!r} stage; predict needs a "
-                       "curve_segment stage (e.g. WORKDIR/finetune_warm)")
+      raise checkpoint.CheckpointMismatchError(
+          f"checkpoint in {stage_dir} is a {stage.task!r} stage; predict needs a "
+          "curve_segment stage (e.g. WORKDIR/finetune_warm)")
     task = tasks.make_task(stage)
     abstract = nnx.eval_shape(lambda: task.build_model(nnx.Rngs(params=0)))
     graphdef, params, rest = state_lib.split_model(abstract)
-    params = jax.device_put(checkpoint.restore_params(mngr, params, step))
+    return stage, task, graphdef, checkpoint.restore_params(mngr, params, s), rest
+
+  try:
+    if step is None:
+      found, got = checkpoint.read_newest(mngr, read, log=log)
+      if found is None:
+        raise FileNotFoundError(f"no checkpoint in {mngr.directory}: its stage has not saved one")
+      stage, task, graphdef, params, rest = got
+    else:
+      stage, task, graphdef, params, rest = read(step)
+    params = jax.device_put(params)
   finally:
     mngr.close()
   traces = []
@@ -251,6 +269,10 @@ def define_flags():
   flags.DEFINE_integer("batch-size", 4, "Windows per device batch.")
   flags.DEFINE_multi_string("track", [], "X0:X1 span of one track across the value axis "
                             "in original pixels (repeatable; default: the whole image).")
+  flags.DEFINE_integer("max-pixels", scan_io.DEFAULT_MAX_PIXELS, "Refuse scans whose header "
+                       "claims more pixels than this (0: no cap), before decoding them.",
+                       lower_bound=0)
+  flags.DEFINE_alias("max_pixels", "max-pixels")
 
 
 def require_flags(*names):
@@ -259,7 +281,40 @@ def require_flags(*names):
       raise ValueError(f"--{name} is required")
 
 
+def writable_dir(path, flag_name):
+  """`path`, a folder made if missing and written to once: checked before any scan is read,
+  so a bad output path fails in a second, not after the work (ValueError naming the flag)."""
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise ValueError(f"{flag_name} {path} is a file, not a folder; choose a folder")
+  try:
+    os.makedirs(path, exist_ok=True)
+    with tempfile.TemporaryFile(dir=path):
+      pass
+  except OSError as e:
+    raise ValueError(f"{flag_name} {path}: cannot write there ({e.strerror or e}); choose a "
+                     "writable folder") from None
+  return path
+
+
+def writable_file(path, flag_name):
+  """`path`, a file whose folder exists and can be written (see `writable_dir`)."""
+  folder = os.path.dirname(os.path.abspath(path))
+  if os.path.isdir(path):
+    raise ValueError(f"{flag_name} {path} is a folder; give a file name, e.g. {path}/"
+                     "metrics.json")
+  if not os.path.isdir(folder):
+    raise ValueError(f"{flag_name} {path}: folder {folder} does not exist; create it or "
+                     "choose another path")
+  try:
+    with tempfile.TemporaryFile(dir=folder):
+      pass
+  except OSError as e:
+    raise ValueError(f"{flag_name} {path}: cannot write in {folder} ({e.strerror or e}); "
+                     "choose a writable path") from None
+  return path
+
+
 def load_from_flags(checkpoint_dir):
   """`load` with the window, overlap and batch size of the command line."""
   return load(checkpoint_dir, window=flag("window"), overlap=flag("overlap"),
-              batch_size=flag("batch-size"))
+              batch_size=flag("batch-size"), log=lambda msg: print(msg, file=sys.stderr))

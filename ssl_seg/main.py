@@ -1,15 +1,18 @@
 """Runs a config's stages in order: python -m ssl_seg.main --config=configs/X.py --workdir=DIR.
 
 Override any field from the shell, e.g. --config.stages.segment.epochs=5 (fields are locked:
-a mistyped name is an error, never a silent new field).
+a mistyped name is an error, never a silent new field). A workdir whose stages were trained
+with another config is refused (exit 2) unless --force, which moves their results aside.
 """
 
+import json
 import os
 import sys
 import time
 
 import jax
 from absl import app, flags, logging
+from jax.experimental import multihost_utils
 from ml_collections import config_flags
 
 from ssl_seg import checkpoint, config_utils, distributed, metrics, plots, train
@@ -18,6 +21,9 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config fil
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
 _STAGES = flags.DEFINE_list("stages", None, "Run only these stages (default: all, in order).")
+_FORCE = flags.DEFINE_bool(
+    "force", False, "Rerun stages this workdir trained with another config: their results "
+    "move to WORKDIR/replaced-TIME/ first (without it such a rerun is refused).")
 _CACHE = flags.DEFINE_string(
     "compilation_cache", os.path.expanduser("~/.cache/ssl_seg/jax"),
     "Persistent XLA compilation cache ('' disables): stages and reruns that share step shapes "
@@ -30,9 +36,10 @@ RULE_ROW = "threshold rule"  # curve_segment's baseline on the same eval logs.
 CONVERGENCE_METRICS = ("f1/curve1", "f1/curve2", "miou")
 
 
-def run(config, workdir, only=None, log=print):
+def run(config, workdir, only=None, log=print, force=False):
   """Validates, writes config.json, runs the stages; returns {stage: final eval metrics}."""
   config_utils.validate(config)
+  config_utils.check_stages(config, only)
   try:
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:
@@ -42,11 +49,26 @@ def run(config, workdir, only=None, log=print):
     raise PermissionError(f"workdir {workdir} is not writable; fix its permissions or choose "
                           "another --workdir")
   lead = jax.process_index() == 0  # Multi-host: one process writes the workdir's files.
+  changed = _changed_stages(config, workdir)
+  if changed and not force:
+    diff = [d for ds in changed.values() for d in ds]
+    more = f"; and {len(diff) - 4} more" if len(diff) > 4 else ""
+    raise config_utils.ConfigError(
+        f"stage(s) {', '.join(map(repr, changed))} in {workdir} were trained with another "
+        f"config ({'; '.join(diff[:4])}{more}); rerun with the same config, use another "
+        "--workdir, or add --force to move their results aside and train them again")
   if lead:
+    if changed:
+      aside = _move_aside(config, workdir, changed)
+      log(f"--force: results of stage(s) trained with another config moved to {aside}")
     _, kept = config_utils.write_resolved(config, workdir)
     if kept:
       log(f"config differs from this workdir's earlier run; its config.json is kept as {kept}")
+  if changed and jax.process_count() > 1:  # No process starts a stage before the move is done.
+    multihost_utils.sync_global_devices("ssl_seg.main: --force moved stages aside")
   writer = metrics.MetricsWriter(workdir)
+  if writer.enabled:
+    train.drop_torn_record(writer.path, log)
   results = {}
   try:
     for name in config.stage_order:
@@ -55,18 +77,73 @@ def run(config, workdir, only=None, log=print):
       t0 = time.time()
       results[name] = train.run_stage(config, name, workdir, writer, log=log)
       log(f"[{name}] done in {time.time() - t0:.0f} s")
-  finally:
-    writer.close()
+  except BaseException:
+    # A failing TensorBoard flush (disk full) must not replace the error that stopped the run.
+    try:
+      writer.close()
+    except OSError:
+      pass
+    raise
+  writer.close()
   rows = [(name, {k: r.get(k) for k in SUMMARY_METRICS}) for name, r in results.items() if r]
   rule = [r for r in results.values() if r and metrics.RULE_PREFIX + "f1/curve1" in r]
   if rule:  # The last curve stage's; stages that share eval logs share this row.
     rows.append((RULE_ROW, {k: rule[-1].get(metrics.RULE_PREFIX + k) for k in SUMMARY_METRICS}))
-  log(metrics.format_table(rows, list(SUMMARY_METRICS), title="final eval per stage"))
+  if lead:  # WORKDIR/report.html, the page a person opens (launch/report_html.py).
+    from launch import report_html
+    report_html.write_for_workdir(workdir, log)
+  # Only the columns some stage reports: a ViT run shows no curve F1, a well-log run no acc.
+  columns = [k for k in SUMMARY_METRICS if any(r.get(k) is not None for _, r in rows)]
+  log(metrics.format_table(rows, columns, title="final eval per stage"))
   plot = lead and plots.convergence(metrics.read_jsonl(writer.path), CONVERGENCE_METRICS,
                                     os.path.join(workdir, "convergence.png"))
   if plot:
     log(f"convergence plot: {plot}")
   return results
+
+
+def _changed_stages(config, workdir):
+  """{stage: [field: old -> new, ...]} for stages whose checkpoints were trained with another
+  stage config: resuming or skipping them would mix two configs' results, and config.json
+  would claim values they were not trained with (also for stages --stages leaves out)."""
+  changed = {}
+  for name in config.stage_order:
+    saved = checkpoint.saved_config(os.path.join(workdir, name))
+    diff = saved and config_utils.config_changes(saved, config.stages[name].to_dict())
+    if diff:
+      changed[name] = [f"stages.{name}.{d}" for d in diff]
+  return changed
+
+
+def _move_aside(config, workdir, changed):
+  """--force: the changed stages, those grafted from them, their metrics records and the
+  TensorBoard events move to WORKDIR/replaced-TIME/, so the rerun starts clean."""
+  stale = set(changed)
+  for name in config.stage_order:  # Sources run first: one pass finds every dependant.
+    if config.stages[name].init_from.stage in stale:
+      stale.add(name)
+  aside = os.path.join(workdir, time.strftime("replaced-%Y%m%d-%H%M%S"))
+  os.makedirs(aside)
+  for name in sorted(stale) + ["tensorboard", "convergence.png"]:
+    if os.path.exists(os.path.join(workdir, name)):
+      os.replace(os.path.join(workdir, name), os.path.join(aside, name))
+  path = os.path.join(workdir, "metrics.jsonl")
+  if os.path.exists(path):
+    with open(path) as f:
+      lines = f.readlines()
+    with open(os.path.join(aside, "metrics.jsonl"), "w") as f:
+      f.writelines(lines)
+    with open(path + ".tmp", "w") as f:
+      f.writelines(line for line in lines if _stage_of(line) not in stale)
+    os.replace(path + ".tmp", path)
+  return aside
+
+
+def _stage_of(line):
+  try:
+    return json.loads(line).get("stage")
+  except (ValueError, AttributeError):
+    return None  # A torn or foreign line stays; the run reports it.
 
 
 def main(argv):
@@ -78,7 +155,7 @@ def main(argv):
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   try:
     distributed.maybe_initialize()  # Multi-host runs only; before any device is used.
-    run(_CONFIG.value, _WORKDIR.value, _STAGES.value)
+    run(_CONFIG.value, _WORKDIR.value, _STAGES.value, force=_FORCE.value)
   except train.Preempted as e:
     print(f"preempted: {e}", file=sys.stderr)
     sys.exit(train.PREEMPTED_EXIT_CODE)
@@ -86,9 +163,13 @@ def main(argv):
           OSError, ValueError) as e:  # OSError: missing files, permissions, disk full.
     if os.environ.get("SSL_SEG_DEBUG"):
       raise  # The full traceback, for developers.
-    print(f"error: {e}", file=sys.stderr)
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    # What tears down after it (TensorBoard's writer failing its flush again on a full disk,
+    # Orbax's threads) would print tracebacks under this line: that goes to /dev/null.
+    sys.stdout.flush()
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
     sys.exit(2 if isinstance(e, config_utils.ConfigError) else 1)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_utils.parse_flags)

@@ -14,6 +14,11 @@ warning line on stderr; with --strict the command then exits 1 after all files, 
 as it does for files that fail. A run that found no curve at all says so instead of reporting
 files digitized.
 
+Scans sharing a stem (a.png, a.tif) write a_png_* and a_tif_*; where such a name is still
+taken (a_png.png writes a_png_* too) the renamed scan is refused, never overwritten. A scan
+whose header claims more than --max-pixels is refused before it is decoded. Files named like
+these outputs (*_mask, *_overlay) are not read as scans, and a note says so.
+
 Inference (windows, rotation, tracks) is in `ssl_seg.inference`; curve extraction and the
 CSV / LAS formats in `ssl_seg.digitize`.
 """
@@ -27,7 +32,7 @@ import numpy as np
 from absl import app, flags, logging
 from tqdm import tqdm
 
-from ssl_seg import checkpoint, digitize, inference, plots, scan_io
+from ssl_seg import config_utils, digitize, inference, plots, scan_io
 
 _flag = inference.flag
 
@@ -61,18 +66,19 @@ def curve_names(class_names, n_tracks, names=None):
   if len(names) != len(default):
     raise ValueError(f"--curve-names needs {len(default)} names (tracks x curves, in order "
                      f"{', '.join(default)}), got {len(names)}")
-  return [n.upper() for n in names]
+  return [digitize.check_mnemonic(n.upper()) for n in names]
 
 
 def digitize_file(seg, path, out_dir, *, depth_axis="auto", tracks=(), scales=(), depth=None,
-                  depth_unit="M", names=None, max_gap=8, name=None, cleanup=True):
+                  depth_unit="M", names=None, max_gap=8, name=None, cleanup=True,
+                  max_pixels=scan_io.DEFAULT_MAX_PIXELS):
   """Writes the mask, overlay, CSV (and LAS with scales and depth) for one scan.
 
   Outputs are named after `name` (default: the file's stem). Returns the paths written by
   kind ("mask", "overlay", "csv", "las"), plus "input" (`path`) and "coverage": {CSV column
   prefix of each curve: share of depth columns with a value, read or bridged}.
   """
-  image = scan_io.read_image(path)
+  image = scan_io.read_image(path, max_pixels)
   layout = inference.make_layout(image.shape, depth_axis, tracks)
   n = len(layout.tracks)
   if scales and len(scales) not in (1, n):
@@ -112,12 +118,22 @@ def low_coverage(outputs, min_coverage):
 
 
 def output_names(paths):
-  """{path: output name}: the file's stem, or stem_ext where two inputs share a stem (a.png
-  and a.tif would otherwise write over each other's a_mask.png)."""
+  """({path: output name}, {path: why refused}). The name is the file's stem, or stem_ext where
+  two inputs share a stem (a.png and a.tif would otherwise write over each other's
+  a_mask.png). A name still taken (a.png's a_png beside a_png.png) is refused, never shared:
+  plain stems keep theirs."""
   stems = {p: scan_io.stem(p) for p in paths}
   count = Counter(stems.values())
-  return {p: s if count[s] == 1 else f"{s}_{os.path.splitext(p)[1].lstrip('.')}"
-          for p, s in stems.items()}
+  names = {p: s if count[s] == 1 else f"{s}_{os.path.splitext(p)[1].lstrip('.')}"
+           for p, s in stems.items()}
+  owner, refused = {}, {}
+  for p in sorted(paths, key=lambda p: names[p] != stems[p]):
+    if names[p] in owner:
+      refused[p] = (f"its outputs would be named {names[p]}_*, as those of "
+                    f"{os.path.basename(owner[names[p]])}; rename one of the two files")
+    else:
+      owner[names[p]] = p
+  return {p: n for p, n in names.items() if p not in refused}, refused
 
 
 def run(seg, inputs, out_dir, *, log=None, min_coverage=0.5, **kw):
@@ -129,8 +145,12 @@ def run(seg, inputs, out_dir, *, log=None, min_coverage=0.5, **kw):
   log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
   os.makedirs(out_dir, exist_ok=True)
   done, failed = [], []
-  names = output_names(inputs)
-  for path in tqdm(inputs, desc="digitizing", unit="file", dynamic_ncols=True):
+  names, refused = output_names(inputs)
+  for path, why in refused.items():
+    failed.append((path, why))
+    log(f"error: {path}: {why} (skipped)")
+  for path in tqdm([p for p in inputs if p in names], desc="digitizing", unit="file",
+                   dynamic_ncols=True):
     try:
       done.append(digitize_file(seg, path, out_dir, name=names[path], **kw))
     except (ValueError, OSError, MemoryError) as e:
@@ -185,17 +205,24 @@ def main(argv):
     min_coverage = _flag("min-coverage")
     if not 0 <= min_coverage <= 1:
       raise ValueError(f"--min-coverage must be in [0, 1], got {min_coverage}")
+    for name in _flag("curve-names") or ():
+      digitize.check_mnemonic(name.upper())
     inputs = scan_io.list_scans(_flag("input"))
+    out_dir = inference.writable_dir(_flag("output"), "--output")  # Before the long work.
     seg = inference.load_from_flags(_flag("checkpoint"))
-  except (ValueError, FileNotFoundError, checkpoint.CheckpointMismatchError) as e:
+  except (ValueError, FileNotFoundError) as e:  # Incl. checkpoint errors (ValueErrors).
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  out_dir = _flag("output")
+  skipped = scan_io.skipped_outputs(_flag("input"))
+  if skipped:
+    print(f"note: {len(skipped)} file(s) in {_flag('input')} are named like predict's outputs "
+          f"(*_mask, *_overlay) and are not read as scans: {', '.join(skipped[:5])}"
+          f"{' ...' if len(skipped) > 5 else ''}", file=sys.stderr)
   done, failed = run(seg, inputs, out_dir, depth_axis=_flag("depth-axis"),
                      tracks=_flag("track"), scales=scales, depth=depth,
                      depth_unit=_flag("depth-unit"), names=_flag("curve-names"),
                      max_gap=_flag("max-gap"), cleanup=_flag("cleanup"),
-                     min_coverage=min_coverage)
+                     min_coverage=min_coverage, max_pixels=_flag("max-pixels"))
   found = any(v > 0 for out in done for v in out["coverage"].values())
   low = [os.path.basename(out["input"]) for out in done if low_coverage(out, min_coverage)]
   if done and not found:
@@ -213,4 +240,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=config_utils.parse_flags)

@@ -21,10 +21,10 @@ import sys
 
 import lasio
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 from tqdm import tqdm
 
-from ssl_seg import digitize, scan_io
+from ssl_seg import config_utils, digitize, scan_io
 from ssl_seg.data import welllogs
 
 
@@ -142,21 +142,37 @@ def define_flags():
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # lasio logs every file's encoding at INFO.
   las, curves, out = _flag("las"), _flag("curves"), _flag("out")
   try:
     if not las or not out:
       raise ValueError("--las and --out are required")
     if len(curves) != 2:
       raise ValueError(f"--curves needs two mnemonics, got {curves}")
+    lo, hi, height = _flag("min-width"), _flag("max-width"), _flag("height")
+    if not welllogs.MIN_WIDTH <= lo <= hi:
+      raise ValueError(f"--min-width={lo} --max-width={hi}: need {welllogs.MIN_WIDTH} <= "
+                       "--min-width <= --max-width (px)")
+    if height < welllogs.MIN_HEIGHT or _flag("n") < 1:
+      raise ValueError(f"--height={height} --n={_flag('n')}: need --height >= "
+                       f"{welllogs.MIN_HEIGHT} px and --n >= 1")
+  except ValueError as e:  # Flags: a usage error, before any file is read.
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(config_utils.USAGE_EXIT_CODE)
+  try:
     names = render_set(las, curves, _flag("n"), out, seed=_flag("seed"),
                        height=_flag("height"), min_width=_flag("min-width"),
                        max_width=_flag("max-width"))
-  except (ValueError, FileNotFoundError) as e:
+  except (ValueError, FileNotFoundError) as e:  # A bad or missing LAS file, named.
     print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+  except OSError as e:
+    print(f"error: --out {out}: cannot write {e.filename or out} ({e.strerror or e}); choose "
+          "a writable folder", file=sys.stderr)
     sys.exit(1)
   print(f"{len(names)} logs in {out}/images, masks and las (truth)")
 
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=config_utils.parse_flags)

@@ -2,8 +2,9 @@
 
 Scans come as PNG, JPEG or TIFF in 1-bit, grayscale (8 or 16 bit), palette or RGB(A). All are
 read as 8-bit grayscale (255 = paper), the model's input. Archive scans of whole logs exceed
-Pillow's decompression-bomb limit (about 89 M pixels), which exists to stop untrusted web
-images; here the files are the user's own, so the limit is lifted while reading.
+Pillow's decompression-bomb limit (about 89 M pixels), so ours replaces it: `max_pixels`,
+checked on the size the file's header claims before anything is decoded (a 500-byte PNG can
+claim 10^10 pixels), sized so that reading and segmenting a scan fit in memory.
 """
 
 import os
@@ -14,13 +15,29 @@ from PIL import Image
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 # Names our own outputs end with, so an output folder can double as an input folder.
 OUTPUT_SUFFIXES = ("_mask", "_overlay")
+# Peak host memory of `predict` grows by about BYTES_PER_PIXEL per scan pixel (measured, 5 and
+# 20 M pixel RGBA scans: RGBA decode, grayscale, mask, the overlay's float32 blend); the default
+# cap then needs about 12 GB, half of a 24 GiB machine.
+BYTES_PER_PIXEL = 60
+DEFAULT_MAX_PIXELS = 200_000_000
 
 
-def _open(path):
+class ImageTooLarge(ValueError):
+  """A scan's header claims more pixels than the reader's cap."""
+
+
+def _open(path, max_pixels):
   limit = Image.MAX_IMAGE_PIXELS
-  Image.MAX_IMAGE_PIXELS = None
+  Image.MAX_IMAGE_PIXELS = None  # Pillow's cap is replaced by `max_pixels` below.
   try:
-    image = Image.open(path)
+    image = Image.open(path)  # Reads the header only.
+    w, h = image.size
+    if max_pixels and w * h > max_pixels:
+      image.close()
+      raise ImageTooLarge(
+          f"image {path} claims {w} x {h} px ({w * h / 1e6:.0f} M pixels), more than "
+          f"--max-pixels={max_pixels} (reading it needs about {BYTES_PER_PIXEL} bytes per "
+          "pixel); split the scan, or raise --max-pixels if this machine has the memory")
     image.load()  # Decode now, so a truncated file fails here with its name.
   finally:
     Image.MAX_IMAGE_PIXELS = limit
@@ -40,12 +57,13 @@ def _to_gray(image):
   return np.clip(np.rint(a / hi * 255.0), 0, 255).astype(np.uint8)
 
 
-def read_image(path):
-  """A scan as uint8 [H, W] grayscale; a file Pillow cannot decode raises ValueError."""
+def read_image(path, max_pixels=DEFAULT_MAX_PIXELS):
+  """A scan as uint8 [H, W] grayscale; a file Pillow cannot decode, or larger than
+  `max_pixels` (0: no cap), raises ValueError."""
   path = os.fspath(path)
   try:
-    image = _open(path)
-  except FileNotFoundError:
+    image = _open(path, max_pixels)
+  except (FileNotFoundError, ImageTooLarge):
     raise
   except Exception as e:  # Pillow raises OSError, SyntaxError, struct.error... on bad files.
     raise ValueError(f"cannot read image {path}: {type(e).__name__}: {e}") from e
@@ -55,11 +73,13 @@ def read_image(path):
   return gray
 
 
-def read_mask(path, num_classes):
+def read_mask(path, num_classes, max_pixels=DEFAULT_MAX_PIXELS):
   """A mask PNG of class ids as uint8 [H, W]; ids >= num_classes raise ValueError."""
   path = os.fspath(path)
   try:
-    image = _open(path)
+    image = _open(path, max_pixels)
+  except ImageTooLarge:
+    raise
   except Exception as e:
     raise ValueError(f"cannot read mask {path}: {type(e).__name__}: {e}") from e
   if image.mode not in ("L", "P", "1", "I", "I;16"):
@@ -73,7 +93,10 @@ def read_mask(path, num_classes):
 
 
 def write_png(path, array):
-  Image.fromarray(np.ascontiguousarray(array)).save(path, optimize=False)
+  """Atomically: a kill mid-write leaves the earlier file or none, never half a PNG."""
+  path = os.fspath(path)
+  Image.fromarray(np.ascontiguousarray(array)).save(path + ".tmp", format="PNG", optimize=False)
+  os.replace(path + ".tmp", path)
 
 
 def list_images(path):
@@ -89,6 +112,15 @@ def list_images(path):
   return [os.path.join(path, n) for n in names if os.path.isfile(os.path.join(path, n))]
 
 
+def skipped_outputs(path):
+  """The image files in folder `path` that `list_images` leaves out as our own outputs."""
+  path = os.fspath(path)
+  if not os.path.isdir(path):
+    return []
+  return sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS)
+                and os.path.splitext(n)[0].endswith(OUTPUT_SUFFIXES))
+
+
 def list_scans(path):
   """`list_images`, with an error when there are none: a command has nothing to do."""
   found = list_images(path)
@@ -99,3 +131,13 @@ def list_scans(path):
 
 def stem(path):
   return os.path.splitext(os.path.basename(os.fspath(path)))[0]
+
+
+def find_mask(masks_dir, name):
+  """The mask of scan `name` (a file stem) in masks_dir: NAME_mask.png or NAME.png."""
+  for candidate in (f"{name}_mask.png", f"{name}.png"):
+    path = os.path.join(masks_dir, candidate)
+    if os.path.isfile(path):
+      return path
+  raise FileNotFoundError(f"no mask for {name} in {masks_dir} (expected {name}_mask.png or "
+                          f"{name}.png)")

@@ -146,10 +146,18 @@ def run_stage(config, name, workdir, writer, *, log=print, mesh=None):
   shardings = sharding.state_shardings(abstract, mesh, fsdp=stage.sharding.fsdp,
                                        min_size=stage.sharding.fsdp_min_size)
   mngr = checkpoint.manager(stage_dir, stage.checkpoint.keep)
+
+  def stage_log(msg):
+    log(f"[{name}] {msg}")
+
   try:
     partial = []
     if mngr.latest_step() is not None:
-      state, meta = checkpoint.restore_state(mngr, abstract)
+      state, meta = checkpoint.restore_state(mngr, abstract, log=stage_log)
+      if mngr.latest_step() > int(state["step"]) and jax.process_index() == 0:
+        # Newer steps were unreadable: out of the way, so this run can write them again.
+        for path in checkpoint.set_aside_after(mngr, int(state["step"])):
+          stage_log(f"moved the unreadable checkpoint to {path}")
       log(f"[{name}] resuming from step {int(state['step'])} of {total} ({mngr.directory})")
       if int(state["step"]) >= total and "final_eval" in meta:
         log(f"[{name}] already complete")
@@ -158,8 +166,10 @@ def run_stage(config, name, workdir, writer, *, log=print, mesh=None):
     else:
       if stage.init_from.stage:
         source = resolve_init_from(workdir, stage.init_from.stage)
-        params = checkpoint.graft(params, source, tuple(stage.init_from.subtrees))
-        log(f"[{name}] grafted {list(stage.init_from.subtrees)} from {source}")
+        params = checkpoint.graft(
+            params, source, tuple(stage.init_from.subtrees), log=stage_log,
+            allow_partial=stage.init_from.get("allow_partial", False),
+            partial_flag=f"--config.stages.{name}.init_from.allow_partial")
       state = state_lib.create_state(params, rest, tx)
     del params, rest
     state = sharding.place(state, shardings)
@@ -201,6 +211,7 @@ def _train_loop(run: StageRun, state, partial):
     if len(steps) != first:
       raise ValueError(f"stage {run.name!r}: the checkpoint at step {start} holds "
                        f"{len(steps)} step records of its epoch, expected {first}")
+    skipped_before = int(state["skipped"])
     history, items, t0 = [], 0, time.perf_counter()
     bar = tqdm(total=spe, initial=first, desc=f"{run.name} {epoch + 1}/{stage.epochs}",
                leave=False, dynamic_ncols=True)
@@ -224,6 +235,14 @@ def _train_loop(run: StageRun, state, partial):
     bar.close()
     epoch_s = time.perf_counter() - t0
     step = int(state["step"])
+    if stage.on_nonfinite == "skip" and int(state["skipped"]) - skipped_before == spe - first:
+      # Nothing was learned this epoch: its records and eval would be NaN, not results.
+      a = epoch * spe + first + 1
+      span = f"step {a}" if a == step else f"steps {a}-{step}"
+      raise NonFiniteError(f"stage {run.name!r}: every step of epoch {epoch + 1} ({span}) had a "
+                           f"non-finite loss or gradient norm and was skipped (on_nonfinite="
+                           f"'skip'); stopped without saving; {_kept(run)}; lower optim.lr, set "
+                           "optim.clip_norm, or check the data")
     train_rec = {k: float(np.mean(np.asarray([s[k] for s in steps], np.float64)))
                  for k in steps[0]}
     train_rec["lr"] = float(run.schedule(step - 1))
@@ -283,18 +302,47 @@ def _stop_if_asked(run: StageRun, state):
                     "same command again to resume")
 
 
+def _rewrite(path, lines):
+  with open(path + ".tmp", "w") as f:
+    f.writelines(lines)
+  os.replace(path + ".tmp", path)
+
+
+def drop_torn_record(path, log=print):
+  """Drops a last line of metrics.jsonl without its newline: a write a kill interrupted (the
+  writer appends whole lines), which would otherwise block every resume, and which the next
+  record would be appended to."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = f.readlines()
+  if lines and not lines[-1].endswith("\n"):
+    log(f"warning: {path}, line {len(lines)}: dropped a torn last record (a write cut short by "
+        f"a kill; the resumed run writes it again): {lines[-1][:60]!r}")
+    _rewrite(path, lines[:-1])
+
+
 def _drop_records_after(path, stage_name, step):
   """Rewrites metrics.jsonl (atomically) without this stage's records past `step`."""
   if not os.path.exists(path):
     return
   with open(path) as f:
-    lines = [line for line in f if line.strip()]
-  keep = [line for line in lines
-          if not (json.loads(line).get("stage") == stage_name and json.loads(line)["step"] > step)]
-  if len(keep) != len(lines):
-    with open(path + ".tmp", "w") as f:
-      f.writelines(keep)
-    os.replace(path + ".tmp", path)
+    lines = f.readlines()
+  keep = []
+  for i, line in enumerate(lines, start=1):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+      if not isinstance(record, dict):
+        raise ValueError(f"a JSON {type(record).__name__}, not an object")
+    except ValueError as e:
+      raise ValueError(f"{path}, line {i}: not a JSON record ({e}); delete or fix that line "
+                       "and run the same command again") from None
+    if not (record.get("stage") == stage_name and record.get("step", 0) > step):
+      keep.append(line)
+  if len(keep) != len([line for line in lines if line.strip()]):
+    _rewrite(path, keep)
 
 
 def save_pictures(run: StageRun, state, key, max_examples=4):
@@ -316,12 +364,15 @@ def save_pictures(run: StageRun, state, key, max_examples=4):
 def _check_finite(run: StageRun, state):
   bad = int(state["bad_step"])
   if bad >= 0 and run.stage.on_nonfinite == "stop":
-    last = run.mngr.latest_step()
-    kept = (f"last good checkpoint: step {last} in {run.mngr.directory}" if last is not None
-            else "no checkpoint was written yet")
     raise NonFiniteError(f"stage {run.name!r}: non-finite loss or gradient norm at step {bad + 1} "
-                         f"(1-based); stopped without saving; {kept}; lower optim.lr, set "
+                         f"(1-based); stopped without saving; {_kept(run)}; lower optim.lr, set "
                          "optim.clip_norm, or set on_nonfinite='skip'")
+
+
+def _kept(run: StageRun):
+  last = run.mngr.latest_step()
+  return (f"last good checkpoint: step {last} in {run.mngr.directory}" if last is not None
+          else "no checkpoint was written yet")
 
 
 def _jsonable(x):

@@ -1,7 +1,7 @@
 """Every bad input that is not an image: one clear error, nothing good overwritten.
 
 In-process through `ssl_seg.main.run` (what the CLI prints is `error: <message>`, exit code 2 for
-config errors and 1 for the rest; test_main.py checks one through a real subprocess).
+config errors and 1 for the rest; test_cli_errors.py runs the commands themselves).
 """
 
 import dataclasses
@@ -61,6 +61,11 @@ def test_unknown_config_key_and_wrong_type_fail_while_parsing():
     ("init_from.stage", "segment_scratch", "init_from.stage: 'segment_scratch' is not an earlier"),
     ("data.num_train", 0, "config.stages.segment.data.num_train: must be -1 .* got 0"),
     ("data.num_labels", 0, "config.stages.segment.data.num_labels: .* empty label subset"),
+    ("model.dim", -4, r"config.stages.segment.model.dim: must be >= 1, got -4"),
+    ("model.name", "nope", r"config.stages.segment.model.name: task 'segment' builds a 'vit' "
+     r"model, got 'nope'; choose 'vit'"),
+    ("optim.decay_epochs", ("(a,b)",), r"config.stages.segment.optim.decay_epochs: must be "
+     r"numbers, got \('\(a,b\)',\); give a tuple as"),
 ])
 def test_bad_config_values_fail_before_any_work(tmp_path, field, value, message):
   cfg = _tiny()
@@ -201,7 +206,8 @@ def test_las_curves_are_chosen_by_config(tmp_path):
 
 
 def _poison_step(monkeypatch, index):
-  """Batch `index` of every train set is all zeros, and a zero batch has a NaN loss."""
+  """Batch `index` (None: every batch) of every train set is all zeros, and a zero batch has a
+  NaN loss."""
   make_task, stage_data = tasks.make_task, sources.stage_data
 
   def poisoned_task(stage):
@@ -214,7 +220,7 @@ def _poison_step(monkeypatch, index):
 
   def poisoned_data(stage, **kw):
     data = stage_data(stage, **kw)
-    zero = lambda i, b: {**b, "image": np.zeros_like(b["image"])} if i == index else b
+    zero = lambda i, b: {**b, "image": np.zeros_like(b["image"])} if index in (i, None) else b
     return sources.StageData(data.train.map_with_index(zero), data.steps_per_epoch, data.eval)
 
   monkeypatch.setattr(tasks, "make_task", poisoned_task)
@@ -236,3 +242,69 @@ def test_nonfinite_loss_stops_naming_stage_and_step_or_is_skipped(tmp_path, monk
   train = [r for r in metrics.read_jsonl(tmp_path / "metrics.jsonl") if r["split"] == "train"]
   assert [r["skipped_steps"] for r in train] == [0, 1]
   assert np.isfinite(metrics.read_jsonl(tmp_path / "metrics.jsonl")[-1]["loss"])
+
+
+def test_every_step_nonfinite_with_skip_fails_the_stage(tmp_path, monkeypatch):
+  _poison_step(monkeypatch, index=None)
+  with pytest.raises(main.train.NonFiniteError,
+                     match=r"stage 'pretrain': every step of epoch 1 \(steps 1-2\) had a "
+                           r"non-finite .* stopped without saving; no checkpoint was written yet"):
+    main.run(_tiny(on_nonfinite="skip"), str(tmp_path), only=["pretrain"], log=lambda _: None)
+  assert checkpoint._complete_steps(tmp_path / "pretrain" / "checkpoints") == []
+  assert not os.path.exists(tmp_path / "metrics.jsonl")  # No NaN record, no NaN "final".
+
+
+def test_resume_skips_an_unreadable_newest_step_and_sets_it_aside(tmp_path):
+  stage = _tiny().stages.pretrain
+  state = _state(stage)
+  mngr = checkpoint.manager(tmp_path)
+  checkpoint.save(mngr, state, {"n": 1})
+  checkpoint.save(mngr, dict(state, step=state["step"] + 1), {"n": 2})
+  mngr.close()
+  (tmp_path / "checkpoints" / "1" / "train_state" / "_METADATA").write_bytes(b"\xff" * 64)
+  mngr, lines = checkpoint.manager(tmp_path), []
+  restored, meta = checkpoint.restore_state(mngr, state, log=lines.append)
+  assert meta == {"n": 1} and int(restored["step"]) == 0
+  assert lines == [f"warning: step 1 cannot be read ({tmp_path}/checkpoints/1/train_state/"
+                   f"_METADATA is not valid JSON); using step 0 of {tmp_path}/checkpoints, the "
+                   "newest that can be read"]
+  moved = checkpoint.set_aside_after(mngr, 0)
+  assert mngr.all_steps() == [0] and len(moved) == 1 and os.path.isdir(moved[0])
+  mngr.close()
+
+
+def test_torn_last_metrics_line_is_dropped_and_a_bad_line_is_named(tmp_path):
+  path = tmp_path / "metrics.jsonl"
+  good = json.dumps({"stage": "pretrain", "split": "train", "step": 2}) + "\n"
+  path.write_text(good + '{"stage": "pretrain", "spl')
+  lines = []
+  main.train.drop_torn_record(str(path), lines.append)
+  assert path.read_text() == good and len(lines) == 1
+  assert lines[0].startswith(f"warning: {path}, line 2: dropped a torn last record")
+  path.write_text(good + "{garbage\n" + good)
+  with pytest.raises(ValueError, match=rf"{path}, line 2: not a JSON record .*; delete or fix "
+                                       "that line"):
+    main.train._drop_records_after(str(path), "pretrain", 1)
+
+
+def test_a_failing_tensorboard_close_does_not_hide_the_error(tmp_path, monkeypatch):
+  def full(self):
+    raise OSError(errno.ENOSPC, "No space left on device")
+  monkeypatch.setattr(metrics.MetricsWriter, "close", full)
+  with pytest.raises(FileNotFoundError, match="no checkpoint to graft from"):
+    main.run(_tiny(), str(tmp_path), only=["segment"], log=lambda _: None)
+
+
+def test_force_moves_changed_stages_and_their_dependants_aside(tmp_path):
+  cfg = _tiny()
+  for name in ("pretrain", "segment", "segment_scratch", "tensorboard"):
+    (tmp_path / name).mkdir()
+  rows = [{"stage": s, "step": 1} for s in ("pretrain", "segment", "segment_scratch")]
+  (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  aside = main._move_aside(cfg, str(tmp_path), {"pretrain": ["stages.pretrain.seed: 0 -> 1"]})
+  # segment grafts from pretrain: stale too; segment_scratch does not.
+  assert sorted(os.listdir(aside)) == ["metrics.jsonl", "pretrain", "segment", "tensorboard"]
+  assert sorted(os.listdir(tmp_path)) == sorted(["metrics.jsonl", "segment_scratch",
+                                                 os.path.basename(aside)])
+  assert metrics.read_jsonl(tmp_path / "metrics.jsonl") == rows[2:]
+  assert metrics.read_jsonl(os.path.join(aside, "metrics.jsonl")) == rows

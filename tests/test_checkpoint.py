@@ -40,7 +40,14 @@ def test_save_and_restore_roundtrip(tiny_config, tmp_path):
 def test_graft_copies_encoder_bit_for_bit_and_keeps_fresh_head(tiny_config, tmp_path):
   saved = _save(tiny_config.stages.pretrain, tmp_path / "pretrain", seed=1)
   fresh, _, _ = _state(tiny_config.stages.segment, seed=2)
-  grafted = checkpoint.graft(fresh, str(tmp_path / "pretrain"))
+  # The saved stage has no final eval: grafting it is allowed only when asked.
+  with pytest.raises(checkpoint.UnfinishedSourceError, match=r"\(step 0, epoch \? of \?\)"):
+    checkpoint.graft(fresh, str(tmp_path / "pretrain"))
+  lines = []
+  grafted = checkpoint.graft(fresh, str(tmp_path / "pretrain"), allow_partial=True,
+                             log=lines.append)
+  assert lines == [f"grafted ['encoder'] from {tmp_path / 'pretrain'} (step 0, unfinished: "
+                   "init_from.allow_partial=True)"]
   saved_enc = checkpoint.flatten(saved["params"]["encoder"])
   got_enc = checkpoint.flatten(grafted["encoder"])
   assert saved_enc.keys() == got_enc.keys()
@@ -59,7 +66,7 @@ def test_graft_mismatch_names_keys_and_shapes(tiny_config, tmp_path):
   _save(pre, tmp_path / "pretrain")
   fresh, _, _ = _state(tiny_config.stages.segment)
   with pytest.raises(checkpoint.CheckpointMismatchError) as e:
-    checkpoint.graft(fresh, str(tmp_path / "pretrain"))
+    checkpoint.graft(fresh, str(tmp_path / "pretrain"), allow_partial=True)
   msg = str(e.value)
   assert "missing keys" in msg and "encoder/blocks/1/attn/qkv/kernel" in msg
   assert "shape mismatches" in msg and "encoder/cls_token" in msg and "(1, 1, 48)" in msg

@@ -65,26 +65,30 @@ def images(key, width, batch=2, height=32):
 
 def test_parameter_counts():
   # Default norm="none": each conv has a bias instead of a LayerNorm's scale and bias.
-  assert heads.param_count(nnx.eval_shape(lambda: make(1))) == 105_057
-  assert heads.param_count(nnx.eval_shape(lambda: make(3))) == 105_067
+  # Default logit_strides=(1, 4): a 1x1 class head on the 16-channel stride-4 decoder stage.
+  assert heads.param_count(nnx.eval_shape(lambda: make(1))) == 105_074
+  assert heads.param_count(nnx.eval_shape(lambda: make(3))) == 105_118
+  assert heads.param_count(nnx.eval_shape(lambda: make(3, logit_strides=(1,)))) == 105_067
   assert heads.param_count(nnx.eval_shape(lambda: make(3)).encoder) == 58_392
-  # norm="layer": the architecture of checkpoints made before the default changed.
-  assert heads.param_count(nnx.eval_shape(lambda: make(1, norm="layer"))) == 105_417
+  # norm="layer", logit_strides=(1,): checkpoints made before the defaults changed.
+  assert heads.param_count(nnx.eval_shape(
+      lambda: make(1, norm="layer", logit_strides=(1,)))) == 105_417
   assert heads.param_count(nnx.eval_shape(lambda: make(3, norm="layer")).encoder) == 58_604
-  assert heads.param_count(nnx.eval_shape(lambda: make(3, stem_width=8))) > 105_067
+  assert heads.param_count(nnx.eval_shape(lambda: make(3, stem_width=8))) > 105_118
 
 
-def test_configs_saved_before_the_norm_field_rebuild_their_layernorm_model():
+def test_configs_saved_before_the_new_fields_rebuild_their_old_model():
   import ml_collections
 
   from configs import welllog_demo
   from ssl_seg import models
   cfg = welllog_demo.curvenet_model("tiny")
-  old = ml_collections.ConfigDict({k: v for k, v in cfg.items() if k not in ("norm",
-                                                                             "stem_width")})
+  old = ml_collections.ConfigDict({k: v for k, v in cfg.items() if k not in (
+      "norm", "stem_width", "logit_strides")})
   model = nnx.eval_shape(lambda: models.build_curvenet(old, 3, nnx.Rngs(0)))
-  assert model.encoder.stem.norm is not None
-  assert nnx.eval_shape(lambda: models.build_curvenet(cfg, 3, nnx.Rngs(0))).encoder.stem.norm is None
+  assert model.encoder.stem.norm is not None and not model.decoder.coarse_heads
+  now = nnx.eval_shape(lambda: models.build_curvenet(cfg, 3, nnx.Rngs(0)))
+  assert now.encoder.stem.norm is None and len(now.decoder.coarse_heads) == 1
 
 
 def test_one_set_of_params_serves_any_width():

@@ -47,7 +47,7 @@ def _save_stage(path, blind=False):
 
   def init(path, s):
     key = jax.tree_util.keystr(path)
-    if blind and "['head']" in key:
+    if blind and ("['head']" in key or "['coarse_heads']" in key):  # Every class head.
       return ((np.arange(s.shape[-1]) == 0) * ("bias" in key) * np.ones(s.shape)).astype(s.dtype)
     # Random weights (norm scales 1) so the untrained model predicts every class somewhere.
     return (np.ones(s.shape, s.dtype) if "scale" in key

@@ -108,10 +108,11 @@ def test_local_sweep_skips_finished_retries_failed_and_reports_partial(tmp_path,
   assert "fake run ok" in (root / "labels=16/seed=0/run.log").read_text()
   # A report of the partial sweep: seed 0 only, and the failed runs named.
   md, paths = report.report(str(root), ["miou"])
-  assert "| stage=segment, :labels=16 | 1 | 0.160 ± 0.000" in md
+  assert "| stage=segment, :labels=16 | 1 | 0.160 (n=1, no CI)" in md
   assert "4 runs, 2 finished, 0 started but not finished, 2 without results" in md
   assert "- no results: labels=64/seed=1" in md
-  assert {os.path.basename(p) for p in paths} == {"miou_vs_labels.png", "convergence.png"}
+  assert {os.path.basename(p) for p in paths} == {"miou_vs_labels.png", "convergence.png",
+                                                  "report.html"}
 
   flag.unlink()  # Rerun: finished runs are skipped, failed ones run again.
   assert sweep.main(argv) == 0

@@ -46,8 +46,9 @@ def test_default_style_has_both_classes_and_thin_curves():
     _, mask = wl.render_log(seed, height=128, width=400)
     assert set(np.unique(mask)) == {0, 1, 2}
     fractions.append((mask > 0).mean())
-  assert 0.003 < np.mean(fractions) < 0.03, fractions
-  assert 0.002 < min(fractions) and max(fractions) < 0.06, fractions
+  # Jagged curves (RenderStyle.p_rough) draw a vertical run between every pair of samples.
+  assert 0.003 < np.mean(fractions) < 0.04, fractions
+  assert 0.002 < min(fractions) and max(fractions) < 0.07, fractions
 
 
 def test_curve2_wins_where_curves_overlap():
@@ -104,7 +105,8 @@ def test_skew_rotates_image_and_mask_together():
 
 def test_header_block_has_text_and_no_ink():
   style = dataclasses.replace(CLEAN, p_header=1.0)
-  img, mask = wl.render_log(0, height=H, width=W, style=style)
+  # Wide enough for any header text (a header needs 3x its own width; the longest is 142 px).
+  img, mask = wl.render_log(0, height=H, width=450, style=style)
   assert not mask[:, :60].any() and mask[:, 150:].any()
   assert (img[:, :60] < 200).sum() > 50
 

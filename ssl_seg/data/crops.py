@@ -62,14 +62,17 @@ def steps_per_epoch(num_logs, batch_size):
 class RandomCrops:
   """Step -> `batch_size` random `crop_width` windows of a fixed list of logs."""
 
-  def __init__(self, source, *, seed, batch_size, crop_width, shard_index=0, shard_count=1):
+  def __init__(self, source, *, seed, batch_size, crop_width, epoch_steps=0, shard_index=0,
+               shard_count=1):
+    """`epoch_steps` > 0 fixes an epoch's length whatever the log count (a folder of unknown
+    size; windows cycle through the epoch's shuffled logs); 0: one window of every log."""
     if batch_size % shard_count:
       raise ValueError(f"batch_size {batch_size} does not divide over {shard_count} processes")
     if not source:
       raise ValueError("no logs to crop from")
     self.source, self.seed, self.batch_size, self.crop_width = source, seed, batch_size, crop_width
     self.widths = np.array([np.shape(e["image"])[1] for e in source], np.int64)
-    self.steps_per_epoch = steps_per_epoch(len(source), batch_size)
+    self.steps_per_epoch = epoch_steps or steps_per_epoch(len(source), batch_size)
     per = batch_size // shard_count
     self.rows = range(shard_index * per, (shard_index + 1) * per)
 

@@ -10,14 +10,15 @@ import grain
 import numpy as np
 from tqdm import tqdm
 
-from ssl_seg.data import buckets, crops, natural, pipeline, synthetic, welllogs
+from ssl_seg.data import buckets, crops, natural, pipeline, scan_folders, synthetic, welllogs
 
 # The real data sets of the study (natural.py): ImageNet subsets, Intel scenes, Oxford-IIIT Pet.
 REAL_DATASETS = ("imagenet_subset", "intel_scenes", "oxford_iiit_pet", "image_folder")
 # Which arrays each task reads from an example.
 TASK_KEYS = {"mim": ("image",), "classify": ("image", "label"), "segment": ("image", "seg"),
              "denoise": ("image",), "curve_segment": ("image", "seg")}
-WELLLOG_DATASETS = ("welllog_synthetic",)
+# Rendered logs, and a team's own scans from folders (scan_folders.py).
+WELLLOG_DATASETS = ("welllog_synthetic", "welllog_files")
 # CurveNet's total downsampling: a log narrower than this has no bottleneck column.
 STRIDE = 32
 
@@ -72,6 +73,8 @@ def build_source(stage, split):
   keys = TASK_KEYS.get(stage.task, ("image", "seg"))
   if data.name == "synthetic_shapes":
     source = _synthetic_shapes(data, split, keys)
+  elif data.name == "welllog_files":
+    source = scan_folders.build_source(data, split, keys, len(stage.get("class_names", ())) or 3)
   elif data.name in WELLLOG_DATASETS:
     subset = (label_indices(data.num_train, data.num_labels, stage.seed)
               if split == "train" and data.num_labels > 0 else None)
@@ -184,12 +187,13 @@ def _cropped_stage_data(stage, devices_per_process=1, process_index=0,
   """Train on fixed-width windows (`crops.py`), evaluate on whole logs in width buckets.
 
   `data.fresh`: every window is a new render and `data.num_train` is the number rendered per
-  epoch; otherwise windows are random crops of the `num_train` (or `num_labels`) fixed logs.
+  epoch; otherwise windows are random crops of the `num_train` (or `num_labels`) fixed logs,
+  `data.epoch_steps` steps per epoch (0: one window of every log).
   """
   data = stage.data
   keys = TASK_KEYS.get(stage.task, ("image", "seg"))
   shard = dict(shard_index=process_index, shard_count=process_count)
-  if data.fresh:
+  if data.get("fresh", False):
     las = welllogs.load_las_data(tuple(data.las_paths), tuple(data.las_curves))
     seed = int(np.random.SeedSequence([data.seed, stage.seed, 0xf7e5]).generate_state(1)[0])
     load = crops.FreshRenders(seed=seed, batch_size=stage.batch_size, height=data.height,
@@ -200,7 +204,8 @@ def _cropped_stage_data(stage, devices_per_process=1, process_index=0,
     train_src = build_source(stage, "train")
     _log_widths(train_src, "train")
     load = crops.RandomCrops(train_src, seed=stage.seed, batch_size=stage.batch_size,
-                             crop_width=data.crop_width, **shard)
+                             crop_width=data.crop_width,
+                             epoch_steps=data.get("epoch_steps", 0), **shard)
     steps = load.steps_per_epoch
   train = grain.MapDataset.range(steps * stage.epochs).map(load)
   eval_src = build_source(stage, "eval")

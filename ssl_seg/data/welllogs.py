@@ -25,6 +25,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 LAS_MISSING = -999.25
+# lasio holds about 12 bytes per byte of LAS text while reading (measured on a 14 MB file):
+# 256 MiB files, far beyond real logs, then stay near 3 GB.
+MAX_LAS_BYTES = 256 * 2**20
 # A narrowed (wrapping) LAS track scale still shows this percentile of the curve unwrapped.
 WRAP_PERCENTILE = 75
 MIN_HEIGHT = 16
@@ -75,6 +78,11 @@ class RenderStyle:
   broken_gap_len: tuple[float, float] = (2.0, 8.0)
   p_curve_gap: float = 0.3  # Synthetic curves: chance of a no-data (NaN) interval.
   p_curve_wrap: float = 0.4  # Synthetic and LAS curves: chance a curve runs past its scale.
+  # Synthetic curves: chance a curve is jagged like a real log's (sample-to-sample scatter of
+  # `roughness` x its span). Smooth blocky curves only taught the net that jagged ink is a
+  # dashed curve2: on LAS renders it then read a jagged RHOB as curve2 (README).
+  p_rough: float = 0.5
+  roughness: tuple[float, float] = (0.02, 0.15)
   # Scan degradations, applied in this order: skew, speckle, blur, JPEG.
   p_skew: float = 0.5
   skew_max_deg: float = 0.6
@@ -126,7 +134,8 @@ def _smooth_noise(rng, n, n_knots, scale):
 
 
 def synthetic_curves(rng: np.random.Generator, width: int, *, p_gap: float = 0.3,
-                     p_wrap: float = 0.4) -> np.ndarray:
+                     p_wrap: float = 0.4, p_rough: float = 0.0,
+                     roughness: tuple[float, float] = (0.02, 0.15)) -> np.ndarray:
   """Two geology-like series [2, width] in track units (beyond [0, 1] wraps); NaN = no ink."""
   if width < 1:
     raise ValueError(f"width must be >= 1, got {width}")
@@ -160,6 +169,10 @@ def synthetic_curves(rng: np.random.Generator, width: int, *, p_gap: float = 0.3
     span = rng.uniform(0.3, 0.75)
     offset = rng.uniform(0.05, 0.95 - span)
     c[:] = (c - lo) / max(hi - lo, 1e-6) * span + offset
+    if rng.random() < p_rough:
+      # Tool noise and thin beds: scatter of every sample, lightly smoothed (1-2 samples).
+      c += _box_smooth(rng.normal(0.0, rng.uniform(*roughness) * span, width),
+                       int(rng.integers(1, 3)))
     if rng.random() < p_wrap:
       peak = c.max()
       c[:] = offset + (c - offset) * (rng.uniform(1.1, 1.6) - offset) / max(peak - offset, 1e-6)
@@ -175,6 +188,10 @@ def read_las_curves(path, names: Sequence[str] = ("GR", "RHOB"), *,
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"LAS file not found: {path}")
+  if os.path.getsize(path) > MAX_LAS_BYTES:
+    raise ValueError(f"LAS file {path} is {os.path.getsize(path) / 2**20:.0f} MiB, more than "
+                     f"{MAX_LAS_BYTES // 2**20} MiB (reading needs about 12 times its size in "
+                     "memory); keep the curves and depth range you need in a smaller file")
   try:
     las = lasio.read(path)
   except Exception as e:  # lasio raises many exception types on malformed input.
@@ -197,6 +214,10 @@ def read_las_curves(path, names: Sequence[str] = ("GR", "RHOB"), *,
   keep = np.isfinite(depth)
   order = np.argsort(depth[keep], kind="stable")
   depth = depth[keep][order]
+  repeated = depth[1:][np.diff(depth) == 0]
+  if repeated.size:  # Two readings for one depth: which one was drawn is not known.
+    raise ValueError(f"LAS file {path} has {repeated.size} repeated depth(s), the first "
+                     f"{repeated[0]:g}; remove the repeated rows (depth must increase)")
   values = []
   for name in names:
     try:
@@ -490,7 +511,8 @@ def render_log_with_layout(seed_or_rng, *, height: int, width: int,
     two_tracks = can_split and rng.random() < style.p_two_tracks
     n_rows = 4 if two_tracks and rng.random() < style.p_four_curves else 2
     curves = np.concatenate([
-        synthetic_curves(rng, width, p_gap=style.p_curve_gap, p_wrap=style.p_curve_wrap)
+        synthetic_curves(rng, width, p_gap=style.p_curve_gap, p_wrap=style.p_curve_wrap,
+                         p_rough=style.p_rough, roughness=style.roughness)
         for _ in range(n_rows // 2)])
   else:
     curves = np.array(curves, dtype=float)

@@ -37,5 +37,6 @@ def build_curvenet(model_cfg, out_channels, rngs):
   size = {f.name: model_cfg.get(f.name, cn.LEGACY_DEFAULTS.get(f.name, f.default))
           for f in dataclasses.fields(cn.CurveNetSize)}
   size["widths"] = tuple(size["widths"])
+  size["logit_strides"] = tuple(size["logit_strides"])
   return cn.CurveNetModel(in_channels=1, out_channels=out_channels, dropout_rate=model_cfg.dropout,
                           dtype=compute_dtype(model_cfg), rngs=rngs, **size)

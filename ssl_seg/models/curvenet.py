@@ -11,10 +11,10 @@ much padding there is, and the output is zero on padded pixels. Without `valid` 
 Why no norm: on this CPU the per-pixel LayerNorms over 4-16 channels cost about a third of a
 train step, and an A/B on synthetic logs (README, "What we learnt") segmented no better with them.
 
-Parameters (in_channels=1, out_channels 1 / 3; encoder alone), norm="none": tiny 105,057 /
-105,067 (58,392), small 297,825 / 297,835 (184,280), base 7,014,977 / 7,015,011 (4,316,000);
-norm="layer": tiny 105,417 / 105,427 (58,604), small 298,377 / 298,387 (184,620), base
-7,017,569 / 7,017,603 (4,317,616).
+Parameters (in_channels=1, out_channels 1 / 3; encoder alone), norm="none", logit_strides
+(1, 4): tiny 105,074 / 105,118 (58,392), small 297,842 / 297,886 (184,280), base 7,015,042 /
+7,015,206 (4,316,000); without the stride-4 head (logit_strides=(1,)) 17 / 51 (tiny, small)
+and 65 / 195 (base) fewer; norm="layer" adds 360 (tiny), 552 (small), 2,592 (base).
 """
 
 import dataclasses
@@ -40,11 +40,16 @@ class CurveNetSize:
   mlp_ratio: int = 2
   norm: str = "none"  # After each 3x3 conv: "none" (conv bias) or "layer" (per-pixel LayerNorm).
   stem_width: int = 0  # Channels at full resolution; 0 = max(widths[0] // 2, 4).
+  # Decoder strides whose features also feed the logits (FCN-style skip heads, upsampled and
+  # added). (1, 4): the stride-4 features, which see a dash pattern, vote on the class
+  # directly instead of only through the narrow full-resolution stage; in an A/B it turned a
+  # run that never found curve2 into one that did (README, "What we learnt"). (1,): none.
+  logit_strides: tuple[int, ...] = (1, 4)
 
 
 NORMS = ("none", "layer")
 # Values for fields missing from configs saved before the field existed (their checkpoints).
-LEGACY_DEFAULTS = {"norm": "layer", "stem_width": 0}
+LEGACY_DEFAULTS = {"norm": "layer", "stem_width": 0, "logit_strides": (1,)}
 
 
 VARIANTS = {
@@ -197,9 +202,14 @@ class CurveNetDecoder(nnx.Module):
   """Five x2 upsampling stages with U-Net skips back to full resolution, then a 1x1 conv."""
 
   def __init__(self, widths, out_channels, *, norm=CurveNetSize.norm,
-               stem_width=CurveNetSize.stem_width, dtype=jnp.float32, rngs: nnx.Rngs):
+               stem_width=CurveNetSize.stem_width, logit_strides=CurveNetSize.logit_strides,
+               dtype=jnp.float32, rngs: nnx.Rngs):
     widths = tuple(widths)
     skip_channels = ((full_res_width(widths, stem_width),) + widths[:-1])[::-1]
+    strides = [2**(NUM_STAGES - 1 - i) for i in range(NUM_STAGES)]  # Of each stage's output.
+    if 1 not in logit_strides or not set(logit_strides) <= set(strides):
+      raise ValueError(f"CurveNet logit_strides must include 1 and be among {sorted(strides)}, "
+                       f"got {tuple(logit_strides)}")
     in_channels = widths[::-1]
     # The full-resolution stage gets a single conv: a second one there would be the most
     # expensive layer of the whole net (about a fifth of a CPU train step).
@@ -208,16 +218,28 @@ class CurveNetDecoder(nnx.Module):
                      rngs=rngs)
         for i, (c_in, c_skip) in enumerate(zip(in_channels, skip_channels))])
     # Small init: near-constant outputs at the start, yet gradients reach every layer.
+    small_init = nnx.initializers.variance_scaling(0.01, "fan_in", "normal")
     self.head = nnx.Conv(skip_channels[-1], out_channels, (1, 1), dtype=dtype,
-                         kernel_init=nnx.initializers.variance_scaling(0.01, "fan_in", "normal"),
-                         rngs=rngs)
+                         kernel_init=small_init, rngs=rngs)
+    # Coarse heads, keyed by decoder stage index (stride 2**(4 - index)).
+    self.coarse_stages = tuple(sorted(strides.index(s) for s in set(logit_strides) if s > 1))
+    self.coarse_heads = nnx.List([
+        nnx.Conv(skip_channels[i], out_channels, (1, 1), dtype=dtype, kernel_init=small_init,
+                 rngs=rngs) for i in self.coarse_stages])
 
   def __call__(self, x, skips, *, valid=None):
     """x: [B, H/32, W/32, D]; skips: strides 1..16 as the encoder returns them -> [B, H, W, K]."""
     masks = valid_pyramid(valid) if valid is not None else [None] * (NUM_STAGES + 1)
-    for stage, skip, mask in zip(self.stages, skips[::-1], masks[-2::-1]):
+    coarse = []
+    for i, (stage, skip, mask) in enumerate(zip(self.stages, skips[::-1], masks[-2::-1])):
       x = stage(x, skip, mask)
-    return _zero_invalid(self.head(x), masks[0])
+      if i in self.coarse_stages:
+        coarse.append((x, 2**(NUM_STAGES - 1 - i)))
+    logits = self.head(x)
+    for head, (features, stride) in zip(self.coarse_heads, coarse):
+      up = head(features)
+      logits = logits + jnp.repeat(jnp.repeat(up, stride, axis=1), stride, axis=2)
+    return _zero_invalid(logits, masks[0])
 
 
 class CurveNetModel(nnx.Module):
@@ -227,12 +249,12 @@ class CurveNetModel(nnx.Module):
                bottleneck_layers=CurveNetSize.bottleneck_layers, heads=CurveNetSize.heads,
                head_dim=CurveNetSize.head_dim, mlp_ratio=CurveNetSize.mlp_ratio,
                dropout_rate=0.0, norm=CurveNetSize.norm, stem_width=CurveNetSize.stem_width,
-               dtype=jnp.float32, rngs: nnx.Rngs):
+               logit_strides=CurveNetSize.logit_strides, dtype=jnp.float32, rngs: nnx.Rngs):
     self.encoder = CurveNetEncoder(in_channels, widths, bottleneck_layers, heads, head_dim,
                                    mlp_ratio, dropout_rate, norm=norm, stem_width=stem_width,
                                    dtype=dtype, rngs=rngs)
     self.decoder = CurveNetDecoder(widths, out_channels, norm=norm, stem_width=stem_width,
-                                   dtype=dtype, rngs=rngs)
+                                   logit_strides=tuple(logit_strides), dtype=dtype, rngs=rngs)
 
   def __call__(self, x, *, valid=None, train=False, key=None):
     """x [B, H, W, C], valid optional bool [B, H, W] -> (out [B, H, W, out_channels], aux).

@@ -1,0 +1,123 @@
+"""A team's own scans as training data: a folder of unlabeled scans, or scans plus mask PNGs.
+
+Each file is read as predict reads it (`scan_io`, any size, PNG / JPEG / TIFF), split into
+tracks and turned into the model's layout (depth along the width) by the same `Layout` predict
+uses, and every track is scaled, keeping its aspect ratio, to the training height: one log per
+(file, track). The logs then go through the same pipeline as rendered ones (fixed-width random
+windows for training, whole logs in width buckets for evaluation).
+
+Masks (class ids 0 / 1 / 2, same size as the scan) are matched by file stem as `evaluate`
+matches them (`NAME_mask.png` or `NAME.png`). Scaling a 1-px curve down by box filtering would
+blur it below any threshold, so a mask is scaled per class with "any of the box" and curve2
+painted last (the renderer's rule for overlaps): thin curves stay connected.
+
+A file that cannot be read, or whose mask is missing or does not fit, is skipped with one line
+naming it; a folder that yields no log at all is an error.
+"""
+
+import os
+
+import numpy as np
+from absl import logging
+from PIL import Image
+from tqdm import tqdm
+
+from ssl_seg import scan_io
+from ssl_seg.data import natural
+
+
+def _layout_module():
+  # inference imports jax and the task registry; importing it lazily keeps data loading light.
+  from ssl_seg import inference
+  return inference
+
+
+def scale_to_height(image, mask, height):
+  """uint8 image [H, W] (and mask, or None) scaled to `height` rows, aspect ratio kept."""
+  h, w = image.shape
+  new_w = max(1, round(w * height / h))
+  if (h, w) == (height, new_w):
+    return image, mask
+  resample = Image.Resampling.BOX if height < h else Image.Resampling.BILINEAR
+  small = np.asarray(Image.fromarray(image).resize((new_w, height), resample))
+  if mask is None:
+    return small, None
+  out = np.zeros((height, new_w), np.uint8)
+  for k in range(1, int(mask.max(initial=0)) + 1):
+    # Any pixel of class k in a box marks the box (BOX mean > 0); later classes win overlaps.
+    share = np.asarray(Image.fromarray((mask == k).astype(np.float32)).resize(
+        (new_w, height), Image.Resampling.BOX if height < h else Image.Resampling.NEAREST))
+    out[share > 0] = k
+  return small, out
+
+
+def _file_logs(path, masks_dir, *, height, depth_axis, tracks, num_classes):
+  """The logs (one per track) of one scan, as dicts of uint8 arrays."""
+  image = scan_io.read_image(path)
+  mask = None
+  if masks_dir:
+    mask = scan_io.read_mask(scan_io.find_mask(masks_dir, scan_io.stem(path)), num_classes)
+    if mask.shape != image.shape:
+      raise ValueError(f"mask of {path} is {mask.shape[1]}x{mask.shape[0]} px but the scan is "
+                       f"{image.shape[1]}x{image.shape[0]}")
+  layout = _layout_module().make_layout(image.shape, depth_axis, tracks)
+  logs = []
+  for t in range(len(layout.tracks)):
+    part = np.ascontiguousarray(layout.crop(image, t))
+    part_mask = None if mask is None else np.ascontiguousarray(layout.crop(mask, t))
+    img, seg = scale_to_height(part, part_mask, height)
+    logs.append({"image": img} if seg is None else {"image": img, "seg": seg})
+  return logs
+
+
+def load_logs(paths, masks_dir, *, height, depth_axis="auto", tracks=(), num_classes=3,
+              what="scans"):
+  """Logs of every readable file in `paths`; bad files are skipped with one line each."""
+  logs, skipped = [], 0
+  for path in tqdm(paths, desc=f"reading {what}", leave=False):
+    try:
+      logs.extend(_file_logs(path, masks_dir, height=height, depth_axis=depth_axis,
+                             tracks=tracks, num_classes=num_classes))
+    except (ValueError, FileNotFoundError) as e:
+      skipped += 1
+      logging.warning("skipped %s: %s", path, e)
+      print(f"warning: skipped {path}: {e}")
+  if not logs:
+    raise natural.DataError(f"{what}: none of the {len(paths)} file(s) could be used "
+                            f"({skipped} skipped, see the lines above)")
+  if skipped:
+    print(f"{what}: {skipped} of {len(paths)} file(s) skipped")
+  return logs
+
+
+def split_files(paths, num_eval, seed):
+  """(train, eval) file lists: `num_eval` files held out by a seeded draw (whole files, so
+  the tracks of one scan never sit on both sides)."""
+  if not 0 < num_eval < len(paths):
+    raise natural.DataError(f"data.num_eval={num_eval} must hold out at least one of the "
+                            f"{len(paths)} file(s) and leave at least one for training; or set "
+                            "data.eval_images")
+  held = set(np.random.default_rng([seed, 0xe7a1]).permutation(len(paths))[:num_eval].tolist())
+  return ([p for i, p in enumerate(paths) if i not in held],
+          [p for i, p in enumerate(paths) if i in held])
+
+
+def build_source(data, split, keys, num_classes=3):
+  """Train or eval logs of a `welllog_files` data config (see configs/welllog_files.py)."""
+  if not data.images:
+    raise natural.DataNotFoundError("welllog_files: data.images is not set; point it to a "
+                                    "folder of scans")
+  labeled = "seg" in keys
+  if labeled and not data.masks:
+    raise natural.DataNotFoundError("welllog_files: this task needs labels but data.masks is "
+                                    "not set; point it to the folder of mask PNGs")
+  if data.eval_images:
+    files = scan_io.list_scans(data.images if split == "train" else data.eval_images)
+    masks = data.masks if split == "train" else (data.eval_masks or data.masks)
+  else:
+    train, held = split_files(scan_io.list_scans(data.images), data.num_eval, data.seed)
+    files, masks = (train if split == "train" else held), data.masks
+  logs = load_logs(files, masks if labeled else "", height=data.height,
+                   depth_axis=data.depth_axis, tracks=tuple(data.tracks),
+                   num_classes=num_classes, what=f"{split} scans")
+  return [{k: log[k] for k in keys} for log in logs]

@@ -1,0 +1,101 @@
+"""A team's own scans as training data (data/scan_folders.py, configs/welllog_files.py)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from configs import welllog_files
+from ssl_seg import main, metrics, scan_io
+from ssl_seg.data import natural, scan_folders, sources, welllogs
+
+
+def _write_archive(root, n=5, *, height=64, portrait=(1,)):
+  """n rendered logs as scan PNGs + masks; the logs in `portrait` stored with depth down the page."""
+  scans, masks = root / "scans", root / "masks"
+  scans.mkdir(parents=True)
+  masks.mkdir()
+  logs = []
+  for i in range(n):
+    image, seg = welllogs.render_example(7, i, height=height, min_width=160, max_width=320)
+    logs.append((image, seg))
+    if i in portrait:  # Depth vertical: the model layout's bottom edge is the scan's left edge.
+      image, seg = np.rot90(image, -1), np.rot90(seg, -1)
+    scan_io.write_png(scans / f"log{i}.png", image)
+    scan_io.write_png(masks / f"log{i}_mask.png", seg)
+  return scans, masks, logs
+
+
+def test_mask_scaling_keeps_a_thin_curve_connected():
+  mask = np.zeros((384, 600), np.uint8)
+  rows = (np.arange(600) * 0.5).astype(int) % 380
+  mask[rows, np.arange(600)] = 1  # A 1-px curve, 1 px per column.
+  mask[10, :] = 2
+  image = np.where(mask > 0, 0, 255).astype(np.uint8)
+  small, small_mask = scan_folders.scale_to_height(image, mask, 128)
+  assert small.shape == small_mask.shape == (128, 200)
+  assert ((small_mask == 1).any(axis=0) | (small_mask == 2).any(axis=0)).all()
+  assert (small_mask == 1).any(axis=0)[20:].all()  # Every column still has curve1 (row 10 aside).
+  assert (small_mask == 2).sum(axis=0).max() == 1  # Thin stays thin.
+
+
+def test_labelled_folder_reads_scans_in_the_model_layout_and_skips_bad_files(tmp_path, capsys):
+  scans, masks, logs = _write_archive(tmp_path)
+  (scans / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not a png")
+  scan_io.write_png(scans / "unlabelled.png", logs[0][0])  # No mask for it.
+  paths = scan_io.list_scans(scans)
+  out = scan_folders.load_logs(paths, str(masks), height=64)
+  printed = capsys.readouterr().out
+  assert "skipped" in printed and "broken.png" in printed and "unlabelled" in printed
+  assert "2 of 7 file(s) skipped" in printed
+  assert len(out) == 5
+  for got, (image, seg) in zip(out, logs):  # Already at the training height: exact.
+    np.testing.assert_array_equal(got["image"], image)
+    np.testing.assert_array_equal(got["seg"], seg)
+
+
+def test_a_folder_with_nothing_usable_is_one_clear_error(tmp_path):
+  (tmp_path / "bad.png").write_bytes(b"garbage")
+  with pytest.raises(natural.DataError, match="none of the 1 file"):
+    scan_folders.load_logs([str(tmp_path / "bad.png")], "", height=64)
+
+
+def test_split_holds_out_whole_files_and_is_seeded():
+  paths = [f"f{i}.png" for i in range(10)]
+  train, held = scan_folders.split_files(paths, 3, seed=0)
+  assert len(held) == 3 and not set(train) & set(held) and len(train) == 7
+  assert scan_folders.split_files(paths, 3, seed=0) == (train, held)
+  with pytest.raises(natural.DataError, match="num_eval"):
+    scan_folders.split_files(paths, 10, seed=0)
+
+
+def _files_config(tmp_path, **extra):
+  scans, masks, _ = _write_archive(tmp_path, n=6)
+  args = dict(unlabeled=scans, images=scans, masks=masks, num_eval=2, height=64,
+              variant="tiny", crop=64, batch=2, pretrain_steps=4, synthetic_steps=0,
+              finetune_steps=4, **extra)
+  cfg = welllog_files.get_config(",".join(f"{k}={v}" for k, v in args.items()))
+  return cfg
+
+
+def test_files_stage_trains_on_windows_and_evaluates_held_out_whole_scans(tmp_path):
+  cfg = _files_config(tmp_path)
+  st = cfg.stages.finetune_cold
+  data = sources.stage_data(st)
+  assert data.steps_per_epoch == 1  # 4 steps over the config's 10 epochs, at least 1.
+  assert {data.train[i]["image"].shape for i in range(3)} == {(2, 64, 64, 1)}
+  eval_widths = sorted(int(w) for b in data.eval for w, ok in zip(b["width"], b["_valid"]) if ok)
+  assert len(eval_widths) == 2 and min(eval_widths) >= 160  # Whole held-out logs.
+
+
+def test_welllog_files_config_runs_pretrain_warm_and_cold(tmp_path):
+  cfg = _files_config(tmp_path)
+  lines = []
+  results = main.run(cfg, str(tmp_path / "run"), log=lines.append)
+  assert set(results) == {"pretrain", "finetune_warm", "finetune_cold"}
+  assert any("[finetune_warm] grafted ['encoder']" in line for line in lines)
+  for name in ("finetune_warm", "finetune_cold"):
+    assert {"f1/curve1", "f1_tol1/curve2", "rule/f1/curve1"} <= set(results[name])
+  rows = metrics.read_jsonl(tmp_path / "run" / "metrics.jsonl")
+  assert {r["stage"] for r in rows} == {"pretrain", "finetune_warm", "finetune_cold"}
+  assert os.path.exists(tmp_path / "run" / "finetune_warm" / "example_0.png")
