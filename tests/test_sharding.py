@@ -67,7 +67,7 @@ def test_a_checkpoint_of_eight_fsdp_devices_resumes_on_one(measured):
   from ssl_seg import main, metrics
   lines = []
   main.run(_loop_config(epochs=2), measured["workdir"], only=["pretrain"], log=lines.append)
-  assert any("resuming from step 2" in line for line in lines)
+  assert any("resuming from step 3" in line for line in lines)
   rows = metrics.read_jsonl(os.path.join(measured["workdir"], "metrics.jsonl"))
   assert [(r["split"], r["step"]) for r in rows] == [("train", 2), ("eval", 2), ("train", 4),
                                                      ("eval", 4)]
@@ -181,8 +181,31 @@ def _device_checks(workdir):
                         cache_size=out["curvenet"]["cache_size"], steps=len(train))
   tick("buckets")
 
-  cfg = _loop_config(epochs=1)
-  main.run(cfg, workdir, only=["pretrain"], log=lambda _: None)
+  # Two epochs of 2 steps, preempted (SIGTERM) after step 3: the parent resumes this very
+  # config on one device (a finished stage re-run with more epochs would be refused as
+  # another config).
+  import signal
+
+  from ssl_seg import step as step_lib, train
+  make_train_step = step_lib.make_train_step
+
+  def preempting(*args, **kw):
+    step = make_train_step(*args, **kw)
+
+    def train_step(state, batch, key):
+      state, res = step(state, batch, key)
+      if int(state["step"]) == 3:
+        signal.raise_signal(signal.SIGTERM)
+      return state, res
+    return train_step
+
+  step_lib.make_train_step = preempting
+  cfg = _loop_config(epochs=2)
+  try:
+    main.run(cfg, workdir, only=["pretrain"], log=lambda _: None)
+  except train.Preempted:
+    pass
+  step_lib.make_train_step = make_train_step
   out["loop"] = metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))[0]
   cfg.stages.pretrain.batch_size = 4
   try:
