@@ -63,6 +63,8 @@ from ssl_seg.tasks import curve_segment  # noqa: E402
 ROWS = ("jax", "jax_augment", "jax_onednn", "torch_eager", "torch_compile")
 # XLA CPU options of the jax_onednn row: convolutions as oneDNN custom calls (XLA's default sends
 # convs with <= 16 channels to Eigen, larger ones to YNNPACK) and no YNNPACK (dots to Eigen).
+# On the 2-core CPU (RESULTS.md, 2026-12-01): CurveNet steps 0.78-0.81x the time, the ViT step
+# 1.06-1.09x (its dots run slower on Eigen than on YNNPACK), so they suit convolutional models.
 ONEDNN_OPTIONS = {"xla_cpu_use_onednn": True, "xla_cpu_experimental_onednn_custom_call": True,
                   "xla_cpu_experimental_ynn_fusion_type": ""}
 MODELS = ("vit",) + tuple(f"curvenet_{v}" for v in curvenet.VARIANTS)

@@ -210,7 +210,11 @@ def read_las_curves(path, names: Sequence[str] = ("GR", "RHOB"), *,
     null = float(las.well["NULL"].value)
   except (KeyError, TypeError, ValueError):
     null = LAS_MISSING
-  depth = np.asarray(las.index, dtype=float)
+  try:
+    depth = np.asarray(las.index, dtype=float)
+  except (TypeError, ValueError) as e:  # e.g. a stray header line read as data.
+    raise ValueError(f"could not read LAS file {path}: its depth column is not numeric "
+                     f"({e})") from e
   keep = np.isfinite(depth)
   order = np.argsort(depth[keep], kind="stable")
   depth = depth[keep][order]
