@@ -179,9 +179,12 @@ class StepRunner:
     self.host = make_batch(task, stage, batch_size, log_height, log_width)
     self.batch = jax.device_put(self.host)
     self.key = jax.random.key(0)
+    # None: the options ssl_seg.main compiles this model with; {}: XLA's defaults.
+    self.compiler_options = (step_lib.compiler_options(stage.model.name)
+                             if compiler_options is None else compiler_options) or {}
     t = time.perf_counter()
     self.compiled = train_step.lower(self.state, self.batch, self.key).compile(
-        compiler_options=compiler_options)
+        compiler_options=self.compiler_options or None)
     self.compile_s = time.perf_counter() - t
     self.flops = _first(self.compiled.cost_analysis() or {}).get("flops")
     mem = self.compiled.memory_analysis()

@@ -9,8 +9,9 @@ exits 2. Every row carries `model` (`vit`, `curvenet_small`, `curvenet_base`, ..
                  stage's own loss and AdamW) with the stage's on-device augmentation off: the
                  PyTorch step below gets the same work;
   jax_augment    the same step with augmentation on, as `ssl_seg.main` trains (for reference);
-  jax_onednn     the jax step compiled with ONEDNN_OPTIONS (XLA CPU flags: convolutions through
-                 oneDNN, dots through Eigen instead of YNNPACK); not run unless asked for;
+  jax_xla_default  the jax step with XLA's default options: for CurveNet on CPU the training loop
+                 compiles with `step.CPU_CONV_OPTIONS` (convolutions through oneDNN), and so
+                 does the jax row; this row shows what that buys; not run unless asked for;
   torch_eager    the same model, loss and optimizer in PyTorch, eager;
   torch_compile  the same step with the model and loss under `torch.compile` (their backward
                  compiled by AOTAutograd), the optimizer step eager.
@@ -60,13 +61,7 @@ from ssl_seg.data import augment, synthetic  # noqa: E402
 from ssl_seg.models import curvenet, vit  # noqa: E402
 from ssl_seg.tasks import curve_segment  # noqa: E402
 
-ROWS = ("jax", "jax_augment", "jax_onednn", "torch_eager", "torch_compile")
-# XLA CPU options of the jax_onednn row: convolutions as oneDNN custom calls (XLA's default sends
-# convs with <= 16 channels to Eigen, larger ones to YNNPACK) and no YNNPACK (dots to Eigen).
-# On the 2-core CPU (RESULTS.md, 2026-12-01): CurveNet steps 0.78-0.81x the time, the ViT step
-# 1.06-1.09x (its dots run slower on Eigen than on YNNPACK), so they suit convolutional models.
-ONEDNN_OPTIONS = {"xla_cpu_use_onednn": True, "xla_cpu_experimental_onednn_custom_call": True,
-                  "xla_cpu_experimental_ynn_fusion_type": ""}
+ROWS = ("jax", "jax_augment", "jax_xla_default", "torch_eager", "torch_compile")
 MODELS = ("vit",) + tuple(f"curvenet_{v}" for v in curvenet.VARIANTS)
 # The CPU targets, jax items/s over torch_eager's.
 EAGER_TARGET = {"vit": 1.0, "curvenet": 1.5}
@@ -417,7 +412,7 @@ def run_model(torch, model_name, fv, rows_wanted, jax_dev, device):
       shapes = {} if model_name == "vit" else dict(log_height=height, log_width=width)
       runner = step_time.StepRunner(
           task, size, dtype, batch, augment=name == "jax_augment", **shapes,
-          compiler_options=ONEDNN_OPTIONS if name == "jax_onednn" else None)
+          compiler_options={} if name == "jax_xla_default" else None)
     else:
       runner = TorchRunner(torch, name, make, inputs, batch, device, name == "torch_compile")
     for _ in range(fv.warmup):
@@ -445,8 +440,8 @@ def run_model(torch, model_name, fv, rows_wanted, jax_dev, device):
     else:
       row = runner.row(wall, cpu, load, warmup=fv.warmup, warmup_s=warmup_s, dtype=dtype)
     row["model"], row["interleaved"] = model_name, fv.interleave
-    if name == "jax_onednn":
-      row["compiler_options"] = ONEDNN_OPTIONS
+    if name == "jax":
+      row["compiler_options"] = runner.compiler_options
     rows.append(row)
     print(f"  {model_name} {name}: {row['ms_per_step']:.1f} ms/step (min "
           f"{row['ms_per_step_min']:.1f}), {row['items_per_s']:.1f} items/s", flush=True)

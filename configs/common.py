@@ -1,8 +1,7 @@
 """Shared config pieces: argument parsing and stage builders. Configs hold data only."""
 
-import dataclasses
-
 import ml_collections
+from ml_collections import config_dict
 
 from ssl_seg.models import vit
 
@@ -33,18 +32,27 @@ def parse_arg(arg, **defaults):
   return out
 
 
-def vit_model(variant="paper", dropout=0.0, dtype="float32"):
-  size = dataclasses.asdict(vit.VARIANTS[variant])
+def vit_model(variant="paper", dropout=0.0, dtype="float32", img_size=None, **sizes):
+  """A ViT model config: `variant` names the architecture (`vit.decode_variant`: paper, tiny,
+  Ti/16, S/16, B/16, ...); the other size fields stay None (= the variant's) unless given here
+  or as --config....model.FIELD=N, which then overrides the variant (and the run logs it).
+  `img_size` is always set (the variant's by default): the data's `size` must equal it."""
+  size = vit.decode_variant(variant)
+  fields = {k: config_dict.placeholder(int) for k in vit.SIZE_FIELDS}
+  fields.update(sizes)
+  fields["img_size"] = size.img_size if img_size is None else img_size
   return ml_collections.ConfigDict(dict(name="vit", variant=variant, dropout=dropout,
-                                        dtype=dtype, **size))
+                                        dtype=dtype, **fields))
 
 
 def optim(lr, *, weight_decay, schedule="multistep", decay_epochs=(), decay_factor=0.1,
-          warmup_epochs=0.0, clip_norm=0.0):
+          warmup_epochs=0.0, clip_norm=0.0, layer_decay=1.0):
+  # layer_decay < 1: MAE-style layer-wise lr decay of ViT encoders (ssl_seg/optim.py); 1 = off.
   return ml_collections.ConfigDict(dict(
       lr=lr, weight_decay=weight_decay, b1=0.9, b2=0.999, schedule=schedule,
       decay_epochs=tuple(decay_epochs), decay_factor=decay_factor,
-      warmup_epochs=float(warmup_epochs), end_lr_factor=0.0, clip_norm=float(clip_norm)))
+      warmup_epochs=float(warmup_epochs), end_lr_factor=0.0, clip_norm=float(clip_norm),
+      layer_decay=float(layer_decay)))
 
 
 def stage(task, *, model, data, optim, epochs, batch_size, init_from="", encoder_policy="train",

@@ -17,6 +17,8 @@ Arguments after the colon:
                 "Natural images"); cache=DIR where the decoded array_record caches go
                 (default ~/.cache/ssl_seg/records).
   data=synthetic  run the same schedule on the in-repo synthetic data (no downloads).
+  probe         linear probe: every segmentation stage keeps its encoder frozen (no dropout)
+                and trains only the linear per-token head (segment_scratch: random features).
 The Pet test set is a fixed 1,000 images and the label subsets nest; both follow data.seed
 (--config.stages.NAME.data.seed), not the training seed, so replicates share the splits.
 Expected (paper, Fig. 2): mIoU grows with labels and pretraining size; pretraining helps most
@@ -31,7 +33,7 @@ from configs import common
 def get_config(arg=None):
   arg = common.parse_arg(arg, code=False, intermediate=True, labels=6000, data="real",
                          batch_size=64, pretrain_size=200_000, imagenet="", intel="", pet="",
-                         cache="")
+                         cache="", probe=False)
   if arg.data not in ("real", "synthetic"):
     raise ValueError(f"config argument data must be real or synthetic, got {arg.data!r}")
   synthetic = arg.data == "synthetic"
@@ -51,7 +53,9 @@ def get_config(arg=None):
           "mim", model=common.vit_model("paper"),
           data=data("imagenet_subset", arg.imagenet, subset=arg.pretrain_size, num_eval=1000),
           optim=pretrain_optim, epochs=100, batch_size=arg.batch_size,
-          mim=ml_collections.ConfigDict(dict(mask_ratio=0.5, loss="l1"))),
+          mim=ml_collections.ConfigDict(dict(mask_ratio=0.5, loss="l1",
+                                             # px; 0 = the ViT patch (the study's choice).
+                                             mask_patch_size=0))),
   }
   if arg.intermediate:
     stages["classify"] = common.stage(
@@ -70,4 +74,8 @@ def get_config(arg=None):
   if arg.intermediate:
     stages["segment_via_classify"] = seg("classify")
   stages["segment_scratch"] = seg("")
+  for name in stages if arg.probe else ():
+    if stages[name].task == "segment":  # The head is already linear per token.
+      stages[name].encoder.policy = "frozen"
+      stages[name].model.dropout = 0.0
   return common.experiment(stages)

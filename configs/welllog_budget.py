@@ -21,7 +21,6 @@ finetune_steps=300, variant, from_stage.
 import ml_collections
 
 from configs import common, welllog_demo
-from ssl_seg.data import crops
 
 
 def get_config(arg=None):
@@ -38,8 +37,10 @@ def get_config(arg=None):
                             ("cold", demo.stages.finetune_cold)):
         st = ml_collections.ConfigDict(template.to_dict())
         st.data.num_train, st.data.num_labels = arg.pool, budget
-        # The same optimizer steps at every budget: fewer labels, more passes over them.
-        st.epochs = max(1, round(steps / crops.steps_per_epoch(budget, st.batch_size)))
+        # The same optimizer steps at every budget: fewer labels, more passes over them
+        # (epochs of `epoch_steps` steps whatever the budget, as in the demo's fine-tunes).
+        st.data.epoch_steps = min(10, steps)
+        st.epochs = max(1, round(steps / st.data.epoch_steps))
         st.eval.every_epochs = max(1, st.epochs // 5)
         st.init_from.stage = template.init_from.stage
         if arm == "warm" and arg.from_stage:

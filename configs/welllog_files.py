@@ -21,7 +21,6 @@ import ml_collections
 
 from configs import common, welllog_demo
 
-
 EPOCHS = 10  # Per stage: evaluations and checkpoints at each tenth of its steps.
 
 

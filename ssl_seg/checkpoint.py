@@ -378,3 +378,15 @@ def graft(params, source_stage_dir, subtrees=("encoder",), *, allow_partial=Fals
     log(f"grafted {list(subtrees)} from {source_stage_dir} (step {step}, "
         f"{'finished' if finished else 'unfinished: init_from.allow_partial=True'})")
   return grafted
+
+
+def stage_dir_of(path):
+  """A stage directory from itself or its checkpoints/ directory; a clear error otherwise."""
+  path = os.path.abspath(os.fspath(path))
+  if os.path.basename(path) == "checkpoints" and os.path.isdir(path):
+    path = os.path.dirname(path)
+  ckpt = os.path.join(path, "checkpoints")
+  if not os.path.isdir(ckpt) or not any(n.isdigit() for n in os.listdir(ckpt)):
+    raise FileNotFoundError(f"no checkpoint in {path}: expected a stage directory of a workdir "
+                            "(e.g. runs/demo/finetune_warm) or its checkpoints/ directory")
+  return path

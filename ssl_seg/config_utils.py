@@ -141,7 +141,11 @@ def validate(config):
     st, f = config.stages[name], f"stages.{name}"
     _need(st.task in tasks.TASKS, f"{f}.task", f"unknown task {st.task!r}; choose one of "
           f"{sorted(tasks.TASKS)}")
-    _need(st.epochs >= 1, f"{f}.epochs", f"must be >= 1, got {st.epochs}")
+    _need(st.epochs >= 0, f"{f}.epochs", f"must be >= 0 (0: evaluate init_from only), got "
+          f"{st.epochs}")
+    _need(st.epochs or st.init_from.stage, f"{f}.epochs", "0 evaluates a checkpoint without "
+          f"training: set --config.{f}.init_from.stage to the stage name or stage directory to "
+          "evaluate")
     _need(st.batch_size >= 1, f"{f}.batch_size", f"must be >= 1, got {st.batch_size}")
     _need(st.eval_batch_size >= 1, f"{f}.eval_batch_size", f"must be >= 1, got "
           f"{st.eval_batch_size}")
@@ -155,6 +159,10 @@ def validate(config):
     _need(st.checkpoint.keep >= 1, f"{f}.checkpoint.keep", "must be >= 1")
     _need(st.eval.every_epochs >= 1, f"{f}.eval.every_epochs", "must be >= 1")
     _need(st.encoder.frozen_epochs >= 0, f"{f}.encoder.frozen_epochs", "must be >= 0")
+    decay = st.optim.get("layer_decay", 1.0)
+    _need(0 < decay <= 1, f"{f}.optim.layer_decay", f"must be in (0, 1] (1 = off), got {decay}")
+    _need(decay == 1 or st.model.get("name") == "vit", f"{f}.optim.layer_decay", "layer decay "
+          f"is for ViT encoders; this stage's model is {st.model.get('name')!r}: set it to 1")
     _validate_data(st.data, f"{f}.data")
     _validate_model(st, f)
     for path in NUMERIC_TUPLES:
@@ -192,6 +200,23 @@ def _validate_model(st, f):
     if all(isinstance(x, int) and not isinstance(x, bool) for x in sizes):
       low = 0 if k in ZERO_OK else 1
       _need(all(x >= low for x in sizes), f"{f}.model.{k}", f"must be >= {low}, got {v}")
+  if st.model.get("name") == "vit":
+    from ssl_seg import models  # JAX, only for ViT stages (as optim above).
+    try:
+      size, _ = models.vit_size(st.model)
+    except ValueError as e:
+      raise ConfigError(f"config.{f}.model.variant: {e}") from None
+    _need(size.img_size % size.patch_size == 0, f"{f}.model.img_size", f"{size.img_size} is not "
+          f"a multiple of the patch size {size.patch_size} (variant {st.model.variant!r})")
+    if st.task == "mim":
+      from ssl_seg.tasks import simmim
+      try:
+        simmim.mask_block(st.mim.get("mask_patch_size", 0), size.patch_size, size.img_size)
+      except ValueError as e:
+        raise ConfigError(f"config.{f}.{e}") from None
+    if "size" in st.data:
+      _need(st.data.size == size.img_size, f"{f}.data.size", f"{st.data.size} px images for a "
+            f"ViT of model.img_size {size.img_size}; set both to the same size")
 
 
 def _validate_data(data, f):
@@ -219,11 +244,12 @@ def _validate_data(data, f):
           f"(the network's stride), got {data.min_width}")
 
 
-def _flat(d, prefix=""):
+def flat(d, prefix=""):
+  """{'a.b': leaf} of a nested dict."""
   out = {}
   for k, v in d.items():
     if isinstance(v, dict):
-      out.update(_flat(v, f"{prefix}{k}."))
+      out.update(flat(v, f"{prefix}{k}."))
     else:
       out[prefix + k] = v
   return out
@@ -233,9 +259,25 @@ def config_changes(saved, current):
   """['optim.lr: 0.001 -> 0.002', ...] from a stage config a checkpoint was trained with to
   `current`. Only fields both have count (one added or removed by a code change since is not
   a change of the run), and not those that change nothing learned (RERUN_SAFE)."""
-  a, b = (_flat(json.loads(json.dumps(c))) for c in (saved, current))  # Tuples as lists.
+  a, b = (flat(_vit_sizes_filled(json.loads(json.dumps(c)))) for c in (saved, current))
   return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in sorted(a.keys() & b.keys())
           if a[k] != b[k] and k not in RERUN_SAFE]
+
+
+def _vit_sizes_filled(stage):
+  """A stage dict (tuples as lists) whose ViT size fields left None are the variant's: a
+  config that names `tiny` and one that copied tiny's sizes (before issue 19) are the same."""
+  model = stage.get("model") or {}
+  if model.get("name") != "vit" or not any(v is None for v in model.values()):
+    return stage
+  from ssl_seg.models import vit
+  try:
+    size = vit.decode_variant(model.get("variant"))
+  except ValueError:
+    return stage  # validate() reports it.
+  filled = {k: getattr(size, k) if v is None and k in vit.SIZE_FIELDS else v
+            for k, v in model.items()}
+  return {**stage, "model": filled}
 
 
 def write_resolved(config, workdir):

@@ -1,4 +1,4 @@
-"""Curves from masks: cleanup, one run per column and curve, gaps, wrap-around; CSV and LAS.
+"""Curves from masks: cleanup, one run per column and curve, gaps, wrap-around; CSV columns.
 
 Layout (the model's): depth runs along the columns, the value axis along the rows of one track,
 from row `bottom` (the scale's left value, track position 0) up to row `top` (its right value,
@@ -48,16 +48,13 @@ import csv
 import dataclasses
 import math
 import os
-import re
 
-import lasio
 import numpy as np
 from scipy import ndimage
 
-NULL = -999.25
-# LAS 2.0 header lines read "MNEM.UNIT DATA : DESCRIPTION": a '.' or ':' in a mnemonic ends it
-# early (lasio reads "GR.1" back as "GR"), spaces and '/' trip other readers.
-MNEMONIC = re.compile(r"[A-Za-z0-9_-]+")
+from ssl_seg import las_io
+
+check_mnemonic = las_io.check_mnemonic  # The LAS rule, kept where callers found it.
 
 # Decoder costs, in columns read (each column on the path earns 1). Distances are in track
 # widths, so the costs hold at the model's 32 rows and on a full-resolution scan alike.
@@ -382,39 +379,57 @@ def coverage(tr):
 
 
 def _fmt(x, digits):
-  return "" if not np.isfinite(x) else f"{x:.{digits}f}" if digits else f"{x:.6g}"
+  return "" if not np.isfinite(x) else f"{x:.{digits}f}"
 
 
-def table(depth_px, traces, *, names, to_original, scales=None, depth=None):
-  """CSV columns {name: list of str} for traces of one or more tracks.
+def _full(x):
+  """Every digit of a float64 (repr round-trips it exactly); empty for NaN."""
+  return repr(float(x)) if np.isfinite(x) else ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Series:
+  """One digitized curve on its way to CSV and LAS.
+
+  name: CSV column prefix ('' for a lone unnamed curve: columns `_px`...); trace: its `Trace`
+  in the model layout; to_original: maps its model-layout rows to original pixels; scale and
+  unit: a `Scale` (adds `_value` columns) and the unit of its values, or None and ''.
+  """
+  name: str
+  trace: Trace
+  to_original: object
+  scale: Scale | None = None
+  unit: str = ""
+
+
+def table(depth_px, series, *, depth=None, depth_unit=""):
+  """CSV columns {header: list of str} for digitized curves (a list of `Series`).
 
   Args:
     depth_px: int [N] index of each row along the depth axis of the original image.
-    traces: list per track of {class name: Trace} (in the model's layout).
-    names: column prefix per track ('' for a single track).
-    to_original: per track, a function mapping model-layout rows to original coordinates.
-    scales: per track a `Scale` or None; adds `<curve>_value` columns.
-    depth: float [N] depth per row, or None.
+    depth: float [N] depth per row, or None; `depth_unit` names it in the header (depth[FT]).
 
-  A trace with confidences adds `<curve>_confidence` after `<curve>_filled`. Every column but
-  depth_px and depth is empty where the curve has no value.
+  Per curve: `<name>_px`, `_wrap`, `_frac`, `_value[UNIT]` (with a scale), `_filled`, then
+  `_confidence` (a trace with confidences). Depth, fractions and values carry every digit of
+  the float (repr), pixels 1 decimal (centres are whole or half pixels), confidence 3.
+  Every column but depth_px and depth is empty where the curve has no value.
   """
   cols = {"depth_px": [str(int(d)) for d in depth_px]}
   if depth is not None:
-    cols["depth"] = [_fmt(d, 0) for d in depth]
-  for t, track in enumerate(traces):
-    for curve, tr in track.items():
-      p = f"{names[t]}{curve}"
-      present = np.isfinite(tr.frac)
-      cols[f"{p}_px"] = [_fmt(x, 1) for x in to_original[t](tr.px)]
-      cols[f"{p}_wrap"] = [str(int(w)) if ok else "" for w, ok in zip(tr.wrap, present)]
-      cols[f"{p}_frac"] = [_fmt(x, 4) for x in tr.frac]
-      if scales is not None and scales[t] is not None:
-        cols[f"{p}_value"] = [_fmt(x, 0) for x in scales[t].values(tr.frac)]
-      cols[f"{p}_filled"] = [str(int(f)) if ok else "" for f, ok in zip(tr.filled, present)]
-      if tr.confidence is not None:
-        cols[f"{p}_confidence"] = [_fmt(x, 3) if ok else ""
-                                   for x, ok in zip(tr.confidence, present)]
+    cols[f"depth[{depth_unit}]" if depth_unit else "depth"] = [_full(d) for d in depth]
+  for s in series:
+    tr, p = s.trace, f"{s.name}_" if s.name else ""
+    present = np.isfinite(tr.frac)
+    cols[f"{p}px"] = [_fmt(x, 1) for x in s.to_original(tr.px)]
+    cols[f"{p}wrap"] = [str(int(w)) if ok else "" for w, ok in zip(tr.wrap, present)]
+    cols[f"{p}frac"] = [_full(x) for x in tr.frac]
+    if s.scale is not None:
+      cols[f"{p}value[{s.unit}]" if s.unit else f"{p}value"] = [
+          _full(x) for x in s.scale.values(tr.frac)]
+    cols[f"{p}filled"] = [str(int(f)) if ok else "" for f, ok in zip(tr.filled, present)]
+    if tr.confidence is not None:
+      cols[f"{p}confidence"] = [_fmt(x, 3) if ok else ""
+                                for x, ok in zip(tr.confidence, present)]
   return cols
 
 
@@ -424,32 +439,6 @@ def write_csv(path, columns):
     writer = csv.writer(f)
     writer.writerow(list(columns))
     writer.writerows(zip(*columns.values()))
-  os.replace(path + ".tmp", path)
-
-
-def check_mnemonic(name):
-  """`name` if it is a LAS mnemonic a reader gets back unchanged, else ValueError."""
-  if not MNEMONIC.fullmatch(name):
-    fixed = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "CURVE"
-    raise ValueError(f"LAS mnemonic {name!r}: use letters, digits, '_' and '-' only (a '.' "
-                     f"or ':' ends a LAS mnemonic, '/' and spaces trip readers), e.g. {fixed}")
-  return name
-
-
-def write_las(path, depth, curves, *, depth_unit="M", well=""):
-  """LAS 2.0 with a DEPT index and `curves` {mnemonic: values}; NaN is written as NULL."""
-  path = os.fspath(path)
-  for name in curves:
-    check_mnemonic(name)
-  las = lasio.LASFile()
-  las.well["NULL"].value = NULL
-  if well:
-    las.well["WELL"].value = well
-  las.append_curve("DEPT", np.asarray(depth, np.float64), unit=depth_unit)
-  for name, values in curves.items():
-    las.append_curve(name, np.asarray(values, np.float64))
-  with open(path + ".tmp", "w") as f:
-    las.write(f, version=2.0)
   os.replace(path + ".tmp", path)
 
 

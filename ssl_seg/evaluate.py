@@ -12,7 +12,7 @@ source values drawn in each pixel column and where each curve's scale sits; the 
 from the predicted mask (`ssl_seg.digitize`, within that curve's track rows) is converted to
 values and scored per log and curve:
   r2        1 - SS_res / SS_tot over columns where both exist, in the scale's units (log10 of
-            the value on a log scale), averaged over logs;
+            the value on a log scale), averaged over logs (`r2_median`: their median);
   coverage  the share of inked truth columns where a curve was extracted;
   mae_track the mean absolute error in track widths (0.01 = 1 % of the track).
 The same numbers from the true masks (`*_truth_mask`) show what extraction alone loses.
@@ -87,6 +87,10 @@ def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", t
   for path in tqdm(images, desc="evaluating", unit="file", dynamic_ncols=True):
     name = scan_io.stem(path)
     try:
+      pages = scan_io.page_count(path)
+      if pages > 1:  # Masks match by stem: one mask cannot be the truth of several pages.
+        raise ValueError(f"{pages} pages; evaluate reads one scan per file (its mask matched "
+                         "by stem): save each page as its own file")
       image = scan_io.read_image(path, max_pixels)
       truth = scan_io.read_mask(scan_io.find_mask(masks_dir, name), k, max_pixels)
       if truth.shape != image.shape:
@@ -119,15 +123,27 @@ def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", t
   if per_file:
     summary.update(metrics.pixel_scores(*totals["model"], seg.class_names))
     summary.update(metrics.rule_scores(*totals["rule"], seg.class_names))
-    curve_keys = sorted({key for r in per_file for key in r if key.split("/")[0] in
-                         {f"{m}{t}" for m in ("r2", "coverage", "mae_track")
-                          for t in ("", "_truth_mask", "_rule")}})
-    for key in curve_keys:
-      vals = np.array([r.get(key, np.nan) for r in per_file], np.float64)
-      summary[key] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
-      if key.startswith("r2"):
-        summary[f"n_{key}"] = int(np.isfinite(vals).sum())
+    summary.update(curve_summary(per_file))
   return summary, per_file, failed
+
+
+def curve_summary(per_file):
+  """Per-log digitized-curve scores -> their mean over logs (NaN where none), plus the count
+  and the median of every R^2."""
+  out = {}
+  keys = sorted({key for r in per_file for key in r if key.split("/")[0] in
+                 {f"{m}{t}" for m in ("r2", "coverage", "mae_track")
+                  for t in ("", "_truth_mask", "_rule")}})
+  for key in keys:
+    vals = np.array([r.get(key, np.nan) for r in per_file], np.float64)
+    found = np.isfinite(vals).any()
+    out[key] = float(np.nanmean(vals)) if found else float("nan")
+    if key.startswith("r2"):
+      out[f"n_{key}"] = int(np.isfinite(vals).sum())
+      # One log whose curve was read a track width off (a missed wrap, a swapped stretch)
+      # drives the mean far below zero; the median says what a typical log gets.
+      out[key.replace("r2", "r2_median", 1)] = float(np.nanmedian(vals)) if found else float("nan")
+  return out
 
 
 def _json_safe(x):
@@ -151,7 +167,7 @@ def versus_rule_table(summary, class_names):
 
 
 def curve_table(summary, class_names):
-  cols = ["r2", "coverage", "mae_track", "r2_truth_mask", "mae_track_truth_mask"]
+  cols = ["r2", "r2_median", "coverage", "mae_track", "r2_truth_mask", "mae_track_truth_mask"]
   rows = [(c, {m: summary.get(f"{m}/{c}") for m in cols}) for c in class_names[1:]
           if f"r2/{c}" in summary]
   return metrics.format_table(rows, cols, title="digitized curves vs source values "
@@ -168,6 +184,7 @@ def define_flags():
   flags.DEFINE_string("las", None, "Folder of NAME.las truth sidecars (render_las) "
                       "for R^2 of the digitized curves.")
   inference.define_flags()
+  flags.adopt_module_key_flags(inference)  # So that --help lists them, not only --helpfull.
 
 
 def main(argv):

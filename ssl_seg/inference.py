@@ -26,18 +26,6 @@ from ssl_seg import checkpoint, digitize, scan_io, state as state_lib, tasks
 from ssl_seg.tasks import curve_segment
 
 
-def stage_dir_of(path):
-  """A stage directory from itself or its checkpoints/ directory; a clear error otherwise."""
-  path = os.path.abspath(os.fspath(path))
-  if os.path.basename(path) == "checkpoints" and os.path.isdir(path):
-    path = os.path.dirname(path)
-  ckpt = os.path.join(path, "checkpoints")
-  if not os.path.isdir(ckpt) or not any(n.isdigit() for n in os.listdir(ckpt)):
-    raise FileNotFoundError(f"no checkpoint in {path}: expected a stage directory of a workdir "
-                            "(e.g. runs/demo/finetune_warm) or its checkpoints/ directory")
-  return path
-
-
 @dataclasses.dataclass
 class Segmenter:
   """A restored curve segmenter and the fixed window / batch geometry it runs at."""
@@ -118,7 +106,7 @@ def load(path, *, window=1024, overlap=128, batch_size=4, step=None, log=None):
   Without `step`, the newest step that can be read (an unreadable newer one is named through
   `log`).
   """
-  stage_dir = stage_dir_of(path)
+  stage_dir = checkpoint.stage_dir_of(path)
   if window % 32 or window < 64:
     raise ValueError(f"--window must be a multiple of 32 and >= 64, got {window}")
   if not 0 <= overlap < window // 2:
@@ -169,10 +157,33 @@ def load(path, *, window=1024, overlap=128, batch_size=4, step=None, log=None):
 
 
 @dataclasses.dataclass(frozen=True)
+class Curve:
+  """One curve of a track: the class that traces it and how its values are written.
+
+  mnemonic '' takes the default name (CURVE1, T2_CURVE1...); scale None writes no values (the
+  CSV keeps track positions, the LAS leaves the curve out and says so).
+  """
+  class_id: int
+  mnemonic: str = ""
+  unit: str = ""
+  scale: digitize.Scale | None = None
+  description: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class Layout:
-  """How a scan maps to the model: depth axis and the tracks across the value axis."""
+  """How a scan maps to the model (depth axis, tracks across the value axis) and, where known,
+  to numbers: the curves of each track and the depth of the pixels along the depth axis.
+
+  `make_layout` builds it from the command-line shortcuts and `ssl_seg.layouts` from a layout
+  file, with the same arguments.
+  """
   vertical: bool
   tracks: tuple  # ((a, b), ...) spans across the value axis, original pixels, b exclusive.
+  curves: tuple = ()  # Per track, a tuple of `Curve`s; () is every curve class, unnamed.
+  depth: tuple = ()  # ((pixel, depth), ...) tie points along the depth axis; () is unknown.
+  depth_unit: str = "M"
+  well: str = ""
 
   def crop(self, image, t):
     """Track t of an original-layout array, turned into the model's layout."""
@@ -191,9 +202,37 @@ class Layout:
     a, b = self.tracks[t]
     return (lambda y: a + (b - a - 1) - y) if self.vertical else (lambda y: a + y)
 
+  def depth_at(self, px):
+    """Depth at pixel positions along the depth axis (piecewise linear through the tie points,
+    extended linearly past the first and last), or None without tie points."""
+    if not self.depth:
+      return None
+    p, d = (np.asarray(v, np.float64) for v in zip(*self.depth))
+    px = np.asarray(px, np.float64)
+    out = np.interp(px, p, d)
+    lo, hi = px < p[0], px > p[-1]
+    out[lo] = d[0] + (px[lo] - p[0]) * (d[1] - d[0]) / (p[1] - p[0])
+    out[hi] = d[-1] + (px[hi] - p[-1]) * (d[-1] - d[-2]) / (p[-1] - p[-2])
+    return out
 
-def make_layout(shape, depth_axis="auto", tracks=()):
-  """Layout of an image of `shape` [H, W]; `tracks` as (a, b) pairs or 'A:B' strings."""
+  def track_curves(self, class_names):
+    """Per track, its `Curve`s: the layout's, or one per curve class of the model."""
+    if self.curves:
+      return self.curves
+    return tuple(tuple(Curve(k) for k in range(1, len(class_names)))
+                 for _ in self.tracks)
+
+
+def make_layout(shape, depth_axis="auto", tracks=(), *, curves=(), depth=None, depth_unit="M",
+                well=""):
+  """Layout of an image of `shape` [H, W].
+
+  Args:
+    tracks: (a, b) pairs or 'A:B' strings (default: one track, the whole value axis).
+    curves: per track a sequence of `Curve`s, or () for every curve class in every track.
+    depth: None, (first, last) at the first and last pixel along the depth axis, or tie
+      points ((pixel, depth), ...), at least two at distinct pixels, depth monotonic.
+  """
   h, w = shape
   if depth_axis not in ("auto", "vertical", "horizontal"):
     raise ValueError(f"--depth-axis must be auto, vertical or horizontal, got {depth_axis!r}")
@@ -213,7 +252,29 @@ def make_layout(shape, depth_axis="auto", tracks=()):
   for a, b in spans:
     if b - a < 2:
       raise ValueError(f"track {a}:{b} is {b - a} px across; need at least 2")
-  return Layout(vertical, tuple(spans))
+  curves = tuple(tuple(c) for c in curves)
+  if curves and len(curves) != len(spans):
+    raise ValueError(f"the layout gives curves for {len(curves)} track(s) but has "
+                     f"{len(spans)} track(s)")
+  n_depth = h if vertical else w
+  return Layout(vertical, tuple(spans), curves, _depth_ties(depth, n_depth), depth_unit, well)
+
+
+def _depth_ties(depth, n_depth):
+  """((pixel, depth), ...) sorted by pixel, from (first, last) or tie points; checked."""
+  if depth is None or len(depth) == 0:
+    return ()
+  if np.ndim(depth) == 1:
+    if len(depth) != 2:
+      raise ValueError(f"depth: expected FIRST:LAST, got {depth}")
+    depth = ((0, depth[0]), (n_depth - 1, depth[1]))
+  ties = sorted((float(p), float(d)) for p, d in depth)
+  p, d = np.array(ties).T
+  if len(ties) < 2 or (np.diff(p) <= 0).any():
+    raise ValueError(f"depth tie points need at least two distinct pixels, got {ties}")
+  if not ((np.diff(d) > 0).all() or (np.diff(d) < 0).all()):
+    raise ValueError(f"depth tie points must increase (or decrease) with the pixel, got {ties}")
+  return tuple(ties)
 
 
 def parse_span(text):

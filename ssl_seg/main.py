@@ -15,7 +15,7 @@ from absl import app, flags, logging
 from jax.experimental import multihost_utils
 from ml_collections import config_flags
 
-from ssl_seg import checkpoint, config_utils, distributed, metrics, plots, train
+from ssl_seg import checkpoint, config_utils, distributed, metrics, plots, profiling, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
@@ -28,6 +28,9 @@ _CACHE = flags.DEFINE_string(
     "compilation_cache", os.path.expanduser("~/.cache/ssl_seg/jax"),
     "Persistent XLA compilation cache ('' disables): stages and reruns that share step shapes "
     "skip recompiling.")
+_PROFILE = flags.DEFINE_string(
+    "profile_steps", "", "N,M: a jax.profiler trace of train steps N to M (1-based) of the first "
+    "stage that runs them, into WORKDIR/profile (ssl_seg/profiling.py).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 SUMMARY_METRICS = ("miou", "pixel_acc", "f1/curve1", "f1/curve2", "f1_tol1/curve1",
@@ -36,8 +39,11 @@ RULE_ROW = "threshold rule"  # curve_segment's baseline on the same eval logs.
 CONVERGENCE_METRICS = ("f1/curve1", "f1/curve2", "miou")
 
 
-def run(config, workdir, only=None, log=print, force=False):
-  """Validates, writes config.json, runs the stages; returns {stage: final eval metrics}."""
+def run(config, workdir, only=None, log=print, force=False, profile_steps=None):
+  """Validates, writes config.json, runs the stages; returns {stage: final eval metrics}.
+
+  profile_steps: (N, M) to trace train steps N..M (`profiling.py`), or None.
+  """
   config_utils.validate(config)
   config_utils.check_stages(config, only)
   try:
@@ -70,12 +76,13 @@ def run(config, workdir, only=None, log=print, force=False):
   if writer.enabled:
     train.drop_torn_record(writer.path, log)
   results = {}
+  trace = profile_steps and profiling.Trace(profile_steps, os.path.join(workdir, "profile"), log)
   try:
     for name in config.stage_order:
       if only and name not in only:
         continue
       t0 = time.time()
-      results[name] = train.run_stage(config, name, workdir, writer, log=log)
+      results[name] = train.run_stage(config, name, workdir, writer, log=log, profile=trace)
       log(f"[{name}] done in {time.time() - t0:.0f} s")
   except BaseException:
     # A failing TensorBoard flush (disk full) must not replace the error that stopped the run.
@@ -154,8 +161,13 @@ def main(argv):
     jax.config.update("jax_compilation_cache_dir", _CACHE.value)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   try:
+    try:
+      profile_steps = profiling.parse(_PROFILE.value)
+    except ValueError as e:
+      raise config_utils.ConfigError(str(e)) from None
     distributed.maybe_initialize()  # Multi-host runs only; before any device is used.
-    run(_CONFIG.value, _WORKDIR.value, _STAGES.value, force=_FORCE.value)
+    run(_CONFIG.value, _WORKDIR.value, _STAGES.value, force=_FORCE.value,
+        profile_steps=profile_steps)
   except train.Preempted as e:
     print(f"preempted: {e}", file=sys.stderr)
     sys.exit(train.PREEMPTED_EXIT_CODE)
@@ -171,5 +183,10 @@ def main(argv):
     sys.exit(2 if isinstance(e, config_utils.ConfigError) else 1)
 
 
-if __name__ == "__main__":
+def cli():
+  """The `ssl-seg-train` console script."""
   app.run(main, flags_parser=config_utils.parse_flags)
+
+
+if __name__ == "__main__":
+  cli()

@@ -164,18 +164,38 @@ class MetricsWriter:
     self._tb = None
     self.enabled = jax.process_index() == 0
 
+  def _board(self):
+    if self._tb is None:
+      import tensorboardX  # Imported lazily: only the writer needs it.
+      self._tb = tensorboardX.SummaryWriter(self._tb_dir)
+    return self._tb
+
   def write(self, record):
     if not self.enabled:
       return
     with open(self.path, "a") as f:
       f.write(json.dumps(record) + "\n")
-    if self._tb is None:
-      import tensorboardX  # Imported lazily: only the writer needs it.
-      self._tb = tensorboardX.SummaryWriter(self._tb_dir)
     prefix = f"{record['stage']}/{record['split']}/"
     for k, v in record.items():
       if isinstance(v, float) and k not in ("epoch", "step", "seed"):
-        self._tb.add_scalar(prefix + k, v, record["step"])
+        self._board().add_scalar(prefix + k, v, record["step"])
+
+  def scalars(self, prefix, values, step):
+    """TensorBoard only (per-step curves; metrics.jsonl keeps one record per epoch)."""
+    if self.enabled:
+      for k, v in values.items():
+        self._board().add_scalar(prefix + k, float(v), step)
+
+  def image(self, tag, image, step):
+    """A uint8 [H, W, 3] picture into TensorBoard's Images tab."""
+    if self.enabled:
+      self._board().add_image(tag, np.asarray(image), step, dataformats="HWC")
+
+  def hparams(self, name, hparams, final):
+    """A stage's settings and final metrics for TensorBoard's HParams tab (run `name`)."""
+    if self.enabled:
+      self._board().add_hparams(hparams, {f"hparam/{k}": v for k, v in final.items()},
+                                name=name)
 
   def close(self):
     if self._tb is not None:

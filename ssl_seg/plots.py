@@ -7,7 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 # Class colours: background transparent, curve1 red, curve2 blue (pets: pet, bg, border).
 CLASS_COLOURS = np.array([[0, 0, 0], [230, 25, 25], [25, 80, 230]], np.uint8)
@@ -23,11 +23,34 @@ def overlay(image, mask, alpha=1.0):
   return rgb.astype(np.uint8)
 
 
+def legend(rgb, entries, shape=None):
+  """Draws a legend box into the top-left corner of RGB uint8 `rgb` (in place, same size):
+  per entry, a swatch of its colour and its text. entries: [(RGB colour, text)]. Sized from
+  the image (or `shape`, where `rgb` is the top band of a larger one); on an image too small
+  for it, only the part that fits is drawn."""
+  h, w = shape or rgb.shape[:2]
+  size = int(np.clip(min(h, w) / 30, 10, 48))
+  font = ImageFont.load_default(size)
+  picture = Image.fromarray(rgb)
+  draw = ImageDraw.Draw(picture)
+  pad, line = max(2, size // 4), size + max(2, size // 4)
+  text_w = max(draw.textlength(text, font=font) for _, text in entries)
+  box = (0, 0, int(2 * pad + size + pad + text_w), int(pad + line * len(entries)))
+  draw.rectangle(box, fill=(255, 255, 255), outline=(0, 0, 0))
+  for i, (colour, text) in enumerate(entries):
+    top = pad + i * line
+    draw.rectangle((pad, top, pad + size - 1, top + size - 1), fill=tuple(int(c) for c in colour))
+    draw.text((2 * pad + size, top), text, fill=(0, 0, 0), font=font)
+  rgb[...] = np.asarray(picture)
+  return rgb
+
+
 def save_panel(path, panel):
   """Stacks a task's picture rows vertically into one full-resolution PNG.
 
   `panel` maps names to [H, W] arrays: "scan" (uint8), class maps "truth" / "prediction"
-  (drawn over the scan), any other uint8 image as grayscale ("corrupted", "reconstruction").
+  (drawn over the scan), any other uint8 image as grayscale ("corrupted", "reconstruction")
+  or as RGB when [H, W, 3]. Returns the stacked uint8 [H', W, 3] picture.
   """
   image = np.asarray(panel["scan"])
   order = ["scan", "truth", "prediction", "corrupted", "reconstruction"]
@@ -40,6 +63,7 @@ def save_panel(path, panel):
   sep = np.full((4, image.shape[1], 3), 128, np.uint8)
   stacked = np.concatenate([r for row in rows for r in (row, sep)][:-1], axis=0)
   Image.fromarray(stacked).save(path)
+  return stacked
 
 
 def convergence(records, metrics_to_plot, path):

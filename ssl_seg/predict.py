@@ -1,30 +1,47 @@
 r"""Segment scans of any size with a trained CurveNet and digitize their curves.
 
   python -m ssl_seg.predict --checkpoint=runs/demo/finetune_warm --input=scans/ --output=out/ \
+      [--layout=examples/layout.json | --manifest=scans/manifest.csv] [--step=0.5] \
       [--depth-axis=auto|vertical|horizontal] [--track=X0:X1 ...] \
       [--scale=LEFT:RIGHT[:log] ...] [--depth=FIRST:LAST] [--depth-unit=M] \
-      [--min-coverage=0.5] [--strict] [--nocleanup]
+      [--curve-names=GR,DT] [--curve-units=GAPI,US/F] [--min-coverage=0.5] [--strict]
 
 Writes, per input NAME: NAME_mask.png (class ids, the input's exact size), NAME_overlay.png
-(mask and centre lines over the scan) and NAME_curves.csv (see `ssl_seg.digitize`); with
---scale and --depth also NAME.las.
+(mask and centre lines over the scan, a legend of class colours and curve names top left),
+NAME_replot.png (the curves re-plotted beside the scan, depth down the page, each on its own
+scale; `ssl_seg.replot`; --replot=false skips it) and NAME_curves.csv (see
+`ssl_seg.digitize.table`);
+where the depth and a curve's scale are known also NAME.las (LAS 2.0 through
+`ssl_seg.las_io`: the scaled curves with units, each with its confidence as NAME_CONF, on a
+regular --step, WELL from the layout / manifest or NAME, a provenance note in ~Other). A curve
+without a scale stays out of the LAS and a warning names it; with no scale at all no LAS is
+written and a warning says so. OUT/summary.csv has one row per scan: status (ok,
+low_coverage, no_curve, failed), coverage and mean confidence per curve, warnings.
+
+The layout (depth axis, depth, tracks, per curve class, mnemonic, unit, scale) comes from
+--layout (one JSON file for every scan), --manifest (a CSV naming each scan's layout and
+well; `ssl_seg.layouts`) or the shortcut flags, which build the same `inference.Layout`.
+One --scale serves every curve (a note says so); otherwise give one per curve.
 
 Coverage: a curve with a value on fewer than --min-coverage of a file's depth columns gets a
 warning line on stderr; with --strict the command then exits 1 after all files, naming them,
 as it does for files that fail. A run that found no curve at all says so instead of reporting
 files digitized.
 
+Every page of a multi-page TIFF is a scan of its own, written as NAME_p1, NAME_p2, ...
 Scans sharing a stem (a.png, a.tif) write a_png_* and a_tif_*; where such a name is still
 taken (a_png.png writes a_png_* too) the renamed scan is refused, never overwritten. A scan
-whose header claims more than --max-pixels is refused before it is decoded. Files named like
-these outputs (*_mask, *_overlay) are not read as scans, and a note says so.
+whose header claims more than --max-pixels is refused before it is decoded, unless it can be
+read in bands of rows (an uncompressed TIFF, depth down the page: `ssl_seg.tiled`). Files named like
+these outputs (*_mask, *_overlay, *_replot) are not read as scans, and a note says so.
 
 Inference (windows, rotation, tracks) is in `ssl_seg.inference`; curve extraction and the
-CSV / LAS formats in `ssl_seg.digitize`.
+CSV columns in `ssl_seg.digitize`; the LAS format in `ssl_seg.las_io`.
 """
 
 import math
 import os
+import shlex
 import sys
 from collections import Counter
 
@@ -32,28 +49,57 @@ import numpy as np
 from absl import app, flags, logging
 from tqdm import tqdm
 
-from ssl_seg import config_utils, digitize, inference, plots, scan_io
+from ssl_seg import (
+  config_utils,
+  digitize,
+  inference,
+  las_io,
+  layouts,
+  output_files,
+  plots,
+  replot as replot_lib,
+  scan_io,
+  tiled,
+)
 
 _flag = inference.flag
 
 CENTRE_COLOUR = np.array([0, 170, 0], np.uint8)
 
 
-def draw_overlay(image, mask, layout, traces):
-  """RGB: mask colours over the scan, centre lines in green."""
+def legend_entries(class_names, class_ids, names):
+  """The overlay's legend: per curve class its colour and the curves it traces (`names`, in
+  the order of `class_ids`), then the centre line."""
+  entries = []
+  for k in dict.fromkeys(class_ids):
+    curves = ", ".join(n for c, n in zip(class_ids, names) if c == k)
+    entries.append((plots.CLASS_COLOURS[k % len(plots.CLASS_COLOURS)],
+                    f"{class_names[k]}: {curves}"))
+  return entries + [(CENTRE_COLOUR, "traced centre line")]
+
+
+def draw_overlay(image, mask, layout, traces, legend=(), rows=None, scan_shape=None):
+  """RGB: mask colours over the scan, centre lines in green, `legend` entries top left.
+
+  rows: (y0, y1) where `image` is only those rows of a scan whose depth runs down the page
+  (`ssl_seg.tiled`); the traces are the whole scan's, `scan_shape` its (H, W).
+  """
   rgb = plots.overlay(image, mask, alpha=0.6)
   n_depth = image.shape[0] if layout.vertical else image.shape[1]
   depth_idx = np.arange(n_depth)
   for t, track in enumerate(traces):
     to_orig = layout.to_original(t)
     for tr in track.values():
-      ok = np.isfinite(tr.px)
-      v = np.clip(np.rint(to_orig(tr.px[ok])).astype(np.int64), 0,
+      px = tr.px if rows is None else tr.px[rows[0]:rows[1]]
+      ok = np.isfinite(px)
+      v = np.clip(np.rint(to_orig(px[ok])).astype(np.int64), 0,
                   (image.shape[1] if layout.vertical else image.shape[0]) - 1)
       if layout.vertical:
         rgb[depth_idx[ok], v] = CENTRE_COLOUR
       else:
         rgb[v, depth_idx[ok]] = CENTRE_COLOUR
+  if legend:
+    plots.legend(rgb, legend, shape=scan_shape)
   return rgb
 
 
@@ -69,52 +115,131 @@ def curve_names(class_names, n_tracks, names=None):
   return [digitize.check_mnemonic(n.upper()) for n in names]
 
 
-def digitize_file(seg, path, out_dir, *, depth_axis="auto", tracks=(), scales=(), depth=None,
-                  depth_unit="M", names=None, max_gap=8, name=None, cleanup=True,
-                  max_pixels=scan_io.DEFAULT_MAX_PIXELS):
-  """Writes the mask, overlay, CSV (and LAS with scales and depth) for one scan.
+def _per_curve(flag, given, default_names):
+  """`given` spread over every curve: none, one for all, or one per curve in order."""
+  n = len(default_names)
+  if len(given) in (0, 1, n):
+    return list(given) * n if len(given) == 1 else list(given) or [None] * n
+  raise ValueError(f"give one {flag} for every curve or one per curve ({n}: "
+                   f"{', '.join(default_names)}, in that order), got {len(given)}; each curve "
+                   "of a track has its own scale")
+
+
+def shortcut_layout(class_names, *, depth_axis="auto", tracks=(), scales=(), depth=None,
+                    depth_unit="M", names=None, units=None, well=""):
+  """`inference.make_layout` arguments from predict's flags, as a layout file gives them."""
+  n_tracks = max(len(tracks), 1)
+  default = curve_names(class_names, n_tracks)
+  mnemonics = curve_names(class_names, n_tracks, names) if names else [""] * len(default)
+  scales = _per_curve("--scale", scales, default)
+  units = [las_io.check_unit(u) if u else "" for u in _per_curve("--curve-units", units or (),
+                                                                 default)]
+  k = len(class_names) - 1
+  curves = tuple(tuple(inference.Curve(c + 1, mnemonics[t * k + c], units[t * k + c] or "",
+                                       scales[t * k + c]) for c in range(k))
+                 for t in range(n_tracks))
+  return dict(depth_axis=depth_axis, tracks=tuple(tracks), curves=curves, depth=depth,
+              depth_unit=depth_unit, well=well)
+
+
+def digitize_file(seg, path, out_dir, *, layout=None, name=None, page=None, step=None,
+                  provenance=None, max_gap=8, cleanup=True,
+                  max_pixels=scan_io.DEFAULT_MAX_PIXELS, replot=True, **shortcuts):
+  """Writes the mask, overlay, CSV (and LAS where depth and a scale are known) for one scan.
+
+  Args:
+    layout: `inference.make_layout` arguments (from `layouts.load`); without it, from the
+      shortcut arguments of `shortcut_layout` (depth_axis, tracks, scales, depth, ...).
+    page: the page of a multi-page TIFF (0-based; None: the first and only).
+    step: the LAS depth step (None: the scan's own pitch, one sample per pixel).
+    provenance: {"checkpoint": ..., "command": ...} for the LAS's ~Other note.
+    replot: also write NAME_replot.png (`ssl_seg.replot`: the curves re-plotted beside the scan).
 
   Outputs are named after `name` (default: the file's stem). Returns the paths written by
-  kind ("mask", "overlay", "csv", "las"), plus "input" (`path`) and "coverage": {CSV column
-  prefix of each curve: share of depth columns with a value, read or bridged}.
+  kind ("mask", "overlay", "replot", "csv", "las"), plus "input" (`path`), "name", "page",
+  "coverage" and "confidence" ({CSV name of each curve: share of depth columns with a value,
+  read or bridged / mean confidence there}) and "warnings" (lines for a person).
   """
-  image = scan_io.read_image(path, max_pixels)
-  layout = inference.make_layout(image.shape, depth_axis, tracks)
+  if layout is None:
+    layout = shortcut_layout(seg.class_names, **shortcuts)
+  elif shortcuts:
+    raise TypeError(f"give a layout or the shortcuts, not both: {sorted(shortcuts)}")
+  bands = None
+  try:
+    image = scan_io.read_image(path, max_pixels, page=page)
+  except scan_io.ImageTooLarge as e:  # Read in bands where the file allows it, else refused.
+    bands = tiled.open_bands(path, page, max_pixels, layout.get("depth_axis", "auto"), error=e)
+    image = None
+  shape = image.shape if bands is None else bands.shape
+  layout = inference.make_layout(shape, **layout)
   n = len(layout.tracks)
-  if scales and len(scales) not in (1, n):
-    raise ValueError(f"give one --scale for all tracks or one per track ({n}), got "
-                     f"{len(scales)}")
-  scales = [scales[0]] * n if len(scales) == 1 else list(scales) if scales else [None] * n
-  las_names = curve_names(seg.class_names, n, names)
-  mask = inference.segment_scan(seg, image, layout)
+  series, las_names, labels, class_ids = [], [], [], []
+  traces = None
+  track_curves = layout.track_curves(seg.class_names)
+  for t, curves in enumerate(track_curves):
+    for c in curves:
+      if not 0 < c.class_id < len(seg.class_names):
+        raise ValueError(f"track {t + 1}: curve class {c.class_id} is not a curve class of the "
+                         f"model (1..{len(seg.class_names) - 1}: "
+                         f"{', '.join(seg.class_names[1:])})")
+  if bands is None:
+    mask = inference.segment_scan(seg, image, layout)
+  else:
+    mask, image = tiled.segment(seg, bands, layout, replot_lib.max_thumb_rows())
   traces = inference.trace_scan(mask, layout, seg.class_names, max_gap, cleanup=cleanup)
+  for t, curves in enumerate(track_curves):
+    for c in curves:
+      cname = seg.class_names[c.class_id]
+      default = (f"T{t + 1}_" if n > 1 else "") + cname.upper()
+      series.append(digitize.Series(c.mnemonic or default.lower(), traces[t][cname],
+                                    layout.to_original(t), c.scale, c.unit))
+      las_names.append(c.mnemonic or default)
+      labels.append(c.description or f"{cname} of track {t + 1}, digitized")
+      class_ids.append(c.class_id)
+  seen = set()
+  for las_name in las_names:
+    if las_name in seen:
+      raise ValueError(f"two curves are both named {las_name}; give each its own mnemonic")
+    seen.add(las_name)
   name = name or scan_io.stem(path)
-  n_depth = image.shape[0] if layout.vertical else image.shape[1]
-  depth_values = None if depth is None else np.linspace(depth[0], depth[1], n_depth)
-  prefixes = [f"t{t + 1}_" if n > 1 else "" for t in range(n)]
-  columns = digitize.table(np.arange(n_depth), traces, names=prefixes,
-                           to_original=[layout.to_original(t) for t in range(n)],
-                           scales=scales, depth=depth_values)
+  n_depth = shape[0] if layout.vertical else shape[1]
+  depth_values = layout.depth_at(np.arange(n_depth))
+  columns = digitize.table(np.arange(n_depth), series, depth=depth_values,
+                           depth_unit=layout.depth_unit if depth_values is not None else "")
   outputs = {"mask": os.path.join(out_dir, f"{name}_mask.png"),
              "overlay": os.path.join(out_dir, f"{name}_overlay.png"),
              "csv": os.path.join(out_dir, f"{name}_curves.csv")}
   scan_io.write_png(outputs["mask"], mask)
-  scan_io.write_png(outputs["overlay"], draw_overlay(image, mask, layout, traces))
+  legend = legend_entries(seg.class_names, class_ids, las_names)
+  if bands is None:
+    scan_io.write_png(outputs["overlay"], draw_overlay(image, mask, layout, traces, legend))
+  else:  # `image` is a thumbnail: the overlay is drawn from the bands again.
+    tiled.write_overlay(outputs["overlay"], bands, mask, lambda im, m, y0, y1: draw_overlay(
+        im, m, layout, traces, legend if y0 == 0 else (), rows=(y0, y1), scan_shape=shape))
   digitize.write_csv(outputs["csv"], columns)
-  if depth_values is not None and all(s is not None for s in scales):
-    values = [scales[t].values(tr.frac) for t in range(n) for tr in traces[t].values()]
-    outputs["las"] = os.path.join(out_dir, f"{name}.las")
-    digitize.write_las(outputs["las"], depth_values, dict(zip(las_names, values)),
-                       depth_unit=depth_unit, well=name)
-  outputs["input"] = path
-  outputs["coverage"] = {f"{prefixes[t]}{curve}": digitize.coverage(tr)
-                         for t in range(n) for curve, tr in traces[t].items()}
+  if replot:
+    outputs["replot"] = os.path.join(out_dir, f"{name}_replot.png")
+    replot_lib.replot(outputs["replot"], image, layout, list(zip(las_names, series, class_ids)),
+                      depth=depth_values, depth_unit=layout.depth_unit, title=name, shape=shape)
+  warnings = []
+  if depth_values is not None:
+    unscaled = [m for m, s in zip(las_names, series) if s.scale is None]
+    if len(unscaled) == len(series):
+      warnings.append(f"no LAS written: no curve has a scale (give --scale=LEFT:RIGHT per curve "
+                      f"or left / right in the layout); {name}_curves.csv has the depth and "
+                      "track positions")
+    else:
+      if unscaled:
+        warnings.append(f"{', '.join(unscaled)} left out of {name}.las: no scale given")
+      outputs["las"] = os.path.join(out_dir, f"{name}.las")
+      source = os.path.basename(path) + (f" (page {page + 1})" if page is not None else "")
+      output_files.write_las(outputs["las"], layout, depth_values, series, las_names, labels,
+                             step, well=layout.well or name, source=source,
+                             provenance=provenance or {})
+  outputs.update(input=path, name=name, page=page, warnings=warnings)
+  outputs["coverage"] = {s.name: digitize.coverage(s.trace) for s in series}
+  outputs["confidence"] = {s.name: output_files.mean_confidence(s.trace) for s in series}
   return outputs
-
-
-def low_coverage(outputs, min_coverage):
-  """[(curve, share)] of a file's curves with a value on fewer than `min_coverage` columns."""
-  return [(c, v) for c, v in outputs["coverage"].items() if v < min_coverage]
 
 
 def output_names(paths):
@@ -136,11 +261,38 @@ def output_names(paths):
   return {p: n for p, n in names.items() if p not in refused}, refused
 
 
-def run(seg, inputs, out_dir, *, log=None, min_coverage=0.5, **kw):
-  """Digitizes every file; a failing file is reported on one line and skipped, and a curve
-  read on fewer than `min_coverage` of a file's depth columns gets a warning line.
+def _jobs(paths, names, log, failed):
+  """[(path, page or None, output name)]: every page of a multi-page TIFF is its own scan."""
+  taken = set(names.values())
+  jobs = []
+  for path in paths:
+    pages = scan_io.page_count(path)
+    if pages == 1:
+      jobs.append((path, None, names[path]))
+      continue
+    page_names = [f"{names[path]}_p{k + 1}" for k in range(pages)]
+    clash = sorted(taken & set(page_names))
+    if clash:
+      why = (f"its {pages} pages would write {clash[0]}_*, as another scan does; rename one "
+             "of the two files")
+      failed.append((path, why))
+      log(f"error: {path}: {why} (skipped)")
+      continue
+    taken.update(page_names)
+    jobs.extend((path, k, n) for k, n in enumerate(page_names))
+  return jobs
 
-  Returns (outputs per good file, [(path, message)] per failed file).
+
+def run(seg, inputs, out_dir, *, log=None, min_coverage=0.5, layouts=None, **kw):
+  """Digitizes every file (every page of a multi-page TIFF, named NAME_p1, NAME_p2...); a
+  failing file is reported on one line and skipped, a curve read on fewer than `min_coverage`
+  of a file's depth columns gets a warning line, and OUT/summary.csv lists them all.
+
+  Args:
+    layouts: {absolute path: make_layout kwargs} from a manifest: each file its own layout (a
+      file missing from it fails); None: `kw` (a layout or the shortcuts) for every file.
+
+  Returns (outputs per good scan, [(path, message)] per failed file).
   """
   log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
   os.makedirs(out_dir, exist_ok=True)
@@ -149,38 +301,73 @@ def run(seg, inputs, out_dir, *, log=None, min_coverage=0.5, **kw):
   for path, why in refused.items():
     failed.append((path, why))
     log(f"error: {path}: {why} (skipped)")
-  for path in tqdm([p for p in inputs if p in names], desc="digitizing", unit="file",
-                   dynamic_ncols=True):
+  jobs = _jobs([p for p in inputs if p in names], names, log, failed)
+  for path, page, name in tqdm(jobs, desc="digitizing", unit="scan", dynamic_ncols=True):
+    label = path if page is None else f"{path} (page {page + 1})"
     try:
-      done.append(digitize_file(seg, path, out_dir, name=names[path], **kw))
+      args = dict(kw)
+      if layouts is not None:
+        if os.path.abspath(path) not in layouts:
+          raise ValueError("not listed in the manifest; add a row for it")
+        args = {k: v for k, v in kw.items() if k in _RUN_ARGS}
+        args["layout"] = layouts[os.path.abspath(path)]
+      done.append(digitize_file(seg, path, out_dir, name=name, page=page, **args))
     except (ValueError, OSError, MemoryError) as e:
-      failed.append((path, str(e)))
-      log(f"error: {path}: {e} (skipped)")
+      failed.append((label, str(e)))
+      log(f"error: {label}: {e} (skipped)")
       continue
-    for curve, share in low_coverage(done[-1], min_coverage):
+    for warning in done[-1]["warnings"]:
+      log(f"warning: {label}: {warning}")
+    for curve, share in output_files.low_coverage(done[-1], min_coverage):
       # Rounded down: 49.6 % under a 50 % threshold must not read "50%".
-      log(f"warning: {path}: {curve} read on only {math.floor(100 * share)}% of depth columns")
+      log(f"warning: {label}: {curve} read on only {math.floor(100 * share)}% of depth columns")
+  output_files.write_summary(os.path.join(out_dir, "summary.csv"), done, failed, min_coverage)
   return done, failed
 
 
+# digitize_file's arguments that are not about the layout: kept when a manifest gives it.
+_RUN_ARGS = ("step", "provenance", "max_gap", "cleanup", "max_pixels", "replot")
+
+
 def define_flags():
-  """The command's flags; defined only when run, so the CLI modules import side by side."""
+  """The command's flags; defined only when run, so the CLI modules import side by side.
+
+  The shared inference flags are adopted as this module's key flags, so --help lists them.
+  """
   flags.DEFINE_string("checkpoint", None, "Stage directory (or its checkpoints/).")
-  flags.DEFINE_string("input", None, "A scan (PNG, JPEG, TIFF) or a folder of them.")
-  flags.DEFINE_string("output", None, "Folder for NAME_mask.png, _overlay.png, ...")
+  flags.DEFINE_string("input", None, "A scan (PNG, JPEG, TIFF; every page of a multi-page "
+                      "TIFF) or a folder of them.")
+  flags.DEFINE_string("output", None, "Folder for NAME_mask.png, _overlay.png, _curves.csv, "
+                      "NAME.las and summary.csv.")
   inference.define_flags()
-  flags.DEFINE_multi_string("scale", [], "LEFT:RIGHT[:log] track scale, one for all "
-                            "tracks or one per --track, in order.")
-  flags.DEFINE_string("depth", None, "FIRST:LAST depth at the first and last pixel "
-                      "along the depth axis (with --scale: writes NAME.las).")
-  flags.DEFINE_string("depth-unit", "M", "Depth unit written to the LAS file.")
-  flags.DEFINE_list("curve-names", None, "LAS mnemonics, tracks x curves in order.")
+  flags.adopt_module_key_flags(inference)
+  flags.DEFINE_string("layout", None, "Layout file (JSON, see README 'Layout files'): depth "
+                      "axis, depth, tracks, per curve class, mnemonic, unit, scale. Replaces "
+                      "--depth-axis, --track, --scale, --depth, --depth-unit, --curve-names, "
+                      "--curve-units; with --manifest, the layout of rows without one.")
+  flags.DEFINE_string("manifest", None, "CSV with columns file, layout[, well]: per scan its "
+                      "layout file (paths relative to the CSV) and well name.")
+  flags.DEFINE_multi_string("scale", [], "LEFT:RIGHT[:log] values at a track's left and right "
+                            "edge: one for every curve, or one per curve in the order of "
+                            "--curve-names (tracks x curves).")
+  flags.DEFINE_string("depth", None, "FIRST:LAST depth at the first and last pixel along the "
+                      "depth axis. NAME.las is written for the curves with a --scale; "
+                      "without any --scale no LAS is written and a warning says so.")
+  flags.DEFINE_string("depth-unit", "M", "Depth unit (LAS DEPT, CSV depth[UNIT]).")
+  flags.DEFINE_float("step", None, "LAS depth step, in --depth-unit (default: the scan's own "
+                     "pitch, one sample per pixel); curves are resampled to it.")
+  flags.DEFINE_list("curve-names", None, "Mnemonics (LAS and CSV), tracks x curves in order, "
+                    "e.g. GR,DT or T1 curve1, T1 curve2, T2 curve1, ...")
+  flags.DEFINE_list("curve-units", None, "Units of the curves, one for all or one per curve "
+                    "in the order of --curve-names, e.g. GAPI,US/F.")
   flags.DEFINE_float("min-coverage", 0.5, "Warn about a curve with a value on fewer than this "
                      "share of a file's depth columns (0..1).")
   # The underscore spelling too: absl treats the two as different names.
   flags.DEFINE_alias("min_coverage", "min-coverage")
   flags.DEFINE_bool("strict", False, "Exit 1 after all files if a file is below "
                     "--min-coverage or no curve was found at all.")
+  flags.DEFINE_bool("replot", True, "Write NAME_replot.png: the digitized curves re-plotted, "
+                    "each on its own scale, beside the scan (--replot=false to skip it).")
   flags.DEFINE_bool("cleanup", True, "Drop grid lines and specks painted as curve before "
                     "tracing (see ssl_seg.digitize.cleanup_mask).")
 
@@ -195,9 +382,14 @@ def parse_depth(text):
   return first, last
 
 
+_SHORTCUTS = ("depth-axis", "track", "scale", "depth", "depth-unit", "curve-names",
+              "curve-units")
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
+  notes = []
   try:
     inference.require_flags("checkpoint", "input", "output")
     scales = [digitize.Scale.parse(s) for s in _flag("scale")]
@@ -205,36 +397,73 @@ def main(argv):
     min_coverage = _flag("min-coverage")
     if not 0 <= min_coverage <= 1:
       raise ValueError(f"--min-coverage must be in [0, 1], got {min_coverage}")
+    if _flag("step") is not None and not _flag("step") > 0:
+      raise ValueError(f"--step must be > 0, got {_flag('step')}")
     for name in _flag("curve-names") or ():
       digitize.check_mnemonic(name.upper())
+    for unit in _flag("curve-units") or ():
+      las_io.check_unit(unit)
+    las_io.check_unit(_flag("depth-unit"))
+    given = [f"--{n}" for n in _SHORTCUTS if flags.FLAGS[n].present]
+    layout = None
+    if _flag("layout"):
+      if given:
+        raise ValueError(f"--layout gives the layout; drop {', '.join(given)} (or put them "
+                         "into the layout file)")
+      layout = layouts.load(_flag("layout"))
     inputs = scan_io.list_scans(_flag("input"))
     out_dir = inference.writable_dir(_flag("output"), "--output")  # Before the long work.
     seg = inference.load_from_flags(_flag("checkpoint"))
+    if layout is None:
+      layout = shortcut_layout(seg.class_names, depth_axis=_flag("depth-axis"),
+                               tracks=_flag("track"), scales=scales, depth=depth,
+                               depth_unit=_flag("depth-unit"), names=_flag("curve-names"),
+                               units=_flag("curve-units"))
+      n_curves = sum(len(c) for c in layout["curves"])
+      if len(scales) == 1 and n_curves > 1:
+        notes.append(f"note: the one --scale {_flag('scale')[0]} is used for all {n_curves} "
+                     "curves; give one --scale per curve if they differ")
+      if depth is not None and not scales:
+        notes.append("note: --depth without --scale: no NAME.las (no values to write); the "
+                     "CSV has depth and track positions")
+    per_file = None
+    if _flag("manifest"):
+      per_file = layouts.read_manifest(_flag("manifest"), default=layout)
   except (ValueError, FileNotFoundError) as e:  # Incl. checkpoint errors (ValueErrors).
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  for note in notes:
+    print(note, file=sys.stderr)
   skipped = scan_io.skipped_outputs(_flag("input"))
   if skipped:
     print(f"note: {len(skipped)} file(s) in {_flag('input')} are named like predict's outputs "
-          f"(*_mask, *_overlay) and are not read as scans: {', '.join(skipped[:5])}"
+          f"(*_mask, *_overlay, *_replot) and are not read as scans: {', '.join(skipped[:5])}"
           f"{' ...' if len(skipped) > 5 else ''}", file=sys.stderr)
-  done, failed = run(seg, inputs, out_dir, depth_axis=_flag("depth-axis"),
-                     tracks=_flag("track"), scales=scales, depth=depth,
-                     depth_unit=_flag("depth-unit"), names=_flag("curve-names"),
-                     max_gap=_flag("max-gap"), cleanup=_flag("cleanup"),
-                     min_coverage=min_coverage, max_pixels=_flag("max-pixels"))
-  found = any(v > 0 for out in done for v in out["coverage"].values())
-  low = [os.path.basename(out["input"]) for out in done if low_coverage(out, min_coverage)]
-  if done and not found:
-    parts = [f"no curve found in {len(done)} file(s) (outputs written into {out_dir})"]
+  provenance = {"checkpoint": os.path.abspath(_flag("checkpoint")),
+                "command": shlex.join(["python", "-m", "ssl_seg.predict", *sys.argv[1:]])}
+  done, failed = run(seg, inputs, out_dir, layout=layout, layouts=per_file,
+                     max_gap=_flag("max-gap"), cleanup=_flag("cleanup"), step=_flag("step"),
+                     provenance=provenance, min_coverage=min_coverage,
+                     max_pixels=_flag("max-pixels"), replot=_flag("replot"))
+  by_status = Counter(output_files.status(out, min_coverage) for out in done)
+  low = [output_files.label(out) for out in done
+         if output_files.status(out, min_coverage) == "low_coverage"]
+  none = [output_files.label(out) for out in done
+          if output_files.status(out, min_coverage) == "no_curve"]
+  if done and len(none) == len(done):
+    parts = [f"no curve found in {len(done)} file(s): {', '.join(none)} (outputs written into "
+             f"{out_dir})"]
   else:
     parts = [f"{len(done)} file(s) digitized into {out_dir}"]
+    if none:
+      parts.append(f"{len(none)} with no curve at all: {', '.join(none)}")
   if low:
     parts.append(f"{len(low)} below --min-coverage={min_coverage:g}: {', '.join(low)}")
   if failed:
     parts.append(f"{len(failed)} failed: {', '.join(os.path.basename(p) for p, _ in failed)}")
+  parts.append(f"{by_status['ok']} ok; per file: {os.path.join(out_dir, 'summary.csv')}")
   print("; ".join(parts))
-  strict_fail = _flag("strict") and (low or (done and not found))
+  strict_fail = _flag("strict") and bool(low or none)
   sys.exit(1 if failed or strict_fail else 0)
 
 

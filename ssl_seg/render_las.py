@@ -1,11 +1,16 @@
 r"""Render an evaluation set of scanned logs from LAS files, with the truth for `evaluate`.
 
-  python -m ssl_seg.render_las --las=ssl_seg/data/las_samples/scorpio_e1.las \
+  python -m ssl_seg.render_las --las=ssl_seg/data/las_samples/scorpio_e1_6038187.las \
       --curves=GAMN,DNEAR --n=16 --out=DIR [--height=128 --min-width=400 --max-width=2400]
 
+Without --curves each file draws a gamma ray (GR, GAMN, ...) and a density, sonic or neutron
+curve (RHOB, DNEAR, DTMN, ...) where it has them, else its first two curves: GAMN and DNEAR
+of the shipped Scorpio E1, GR and DTMN of Totem 9.
+
 Writes DIR/images/NAME.png, DIR/masks/NAME_mask.png and DIR/las/NAME.las, the truth sidecar:
-one row per pixel column with the source depth (DEPT) and the source values that were drawn
-(CURVE1, CURVE2; NULL where no ink), and in ~Parameter, per curve k, where its scale sits:
+one row per pixel column with the source depth (DEPT, in the source's depth unit) and the
+source values that were drawn (CURVE1, CURVE2, with the source curve's unit and mnemonic in
+the description; NULL where no ink), and in ~Parameter, per curve k, where its scale sits:
 CkTOP / CkBOT (the rows of scale positions 1 and 0), CkLEFT / CkRIGHT / CkLOG (the scale).
 `ssl_seg.evaluate --las=DIR/las` reads it to score extracted curves against the source values.
 
@@ -24,8 +29,12 @@ import numpy as np
 from absl import app, flags, logging
 from tqdm import tqdm
 
-from ssl_seg import config_utils, digitize, scan_io
+from ssl_seg import config_utils, digitize, las_io, scan_io
 from ssl_seg.data import welllogs
+
+# Mnemonics tried, in order, for curve1 and curve2 when --curves is not given.
+GAMMA = ("GR", "GAMN", "SGR", "CGR", "GRC", "GAM")
+SECOND = ("RHOB", "DNEAR", "RHOZ", "DEN", "ZDEN", "DTMN", "DT", "DTC", "AC", "NPHI", "NEUT")
 
 
 def _scale(rng, values, p_wrap):
@@ -53,19 +62,36 @@ def render_one(rng, las, width, height, style):
   return image, mask, np.linspace(top, bottom, width), drawn, layout["value_rows"]
 
 
-def write_truth(path, depth, drawn, scales, value_rows, source):
-  """The sidecar LAS (see the module docstring)."""
-  las = lasio.LASFile()
-  las.well["NULL"].value = digitize.NULL
-  las.well["WELL"].value = source
-  las.append_curve("DEPT", depth)
-  for k, (v, s, (top, bot)) in enumerate(zip(drawn, scales, value_rows), start=1):
-    las.append_curve(f"CURVE{k}", v)
+def default_curves(path):
+  """The two mnemonics drawn from a LAS file without --curves (see the module docstring)."""
+  _, curves = las_io.header(path)
+  names = [m for m, _ in curves if m.upper() != "DEPT"]
+  by_upper = {m.upper(): m for m in names}
+  first = next((by_upper[m] for m in GAMMA if m in by_upper), None)
+  second = next((by_upper[m] for m in SECOND if m in by_upper and by_upper[m] != first), None)
+  rest = [m for m in names if m not in (first, second)]
+  picked = [m for m in (first, second) if m] + rest
+  if len(picked) < 2:
+    raise ValueError(f"LAS file {path} has {len(picked)} curve(s) besides depth; need two")
+  return picked[:2]
+
+
+def write_truth(path, depth, drawn, scales, value_rows, source, *, depth_unit="",
+                curves=(("", ""), ("", ""))):
+  """The sidecar LAS (see the module docstring); `curves`: (mnemonic, unit) of the source
+  curves drawn as CURVE1 and CURVE2, `depth_unit` the source's."""
+  params, units, descriptions, values = {}, {}, {}, {}
+  for k, (v, s, (top, bot), (mnemonic, unit)) in enumerate(
+      zip(drawn, scales, value_rows, curves), start=1):
+    values[f"CURVE{k}"] = v
+    units[f"CURVE{k}"] = unit.replace(" ", "_")
+    descriptions[f"CURVE{k}"] = f"{mnemonic} of {source}" if mnemonic else ""
     for key, val in (("TOP", int(top)), ("BOT", int(bot)), ("LEFT", s.left),
                      ("RIGHT", s.right), ("LOG", int(s.log))):
-      las.params[f"C{k}{key}"] = lasio.HeaderItem(f"C{k}{key}", value=val)
-  with open(path, "w") as f:
-    las.write(f, version=2.0)
+      params[f"C{k}{key}"] = val
+  las_io.write(path, depth, values, depth_unit=depth_unit.replace(" ", "_"), well=source,
+               units=units, descriptions=descriptions, params=params,
+               other=f"Truth of a log rendered by ssl_seg.render_las from {source}.")
 
 
 @dataclasses.dataclass
@@ -85,7 +111,7 @@ def read_truth(path):
       continue
     p = {key: las.params[f"C{k}{key}"].value for key in ("TOP", "BOT", "LEFT", "RIGHT", "LOG")}
     v = np.asarray(las[name], np.float64)
-    v[np.isclose(v, digitize.NULL)] = np.nan
+    v[np.isclose(v, las_io.LAS_MISSING)] = np.nan
     out.values[k] = v
     out.scales[k] = digitize.Scale(float(p["LEFT"]), float(p["RIGHT"]), bool(int(p["LOG"])))
     out.rows[k] = (int(p["TOP"]), int(p["BOT"]))
@@ -97,18 +123,25 @@ def read_truth(path):
 
 def render_set(las_paths, curves, n, out_dir, *, seed=0, height=128, min_width=400,
                max_width=2400, style=None):
-  """Renders n logs (files round-robin) into out_dir/{images,masks,las}; returns the names."""
+  """Renders n logs (files round-robin) into out_dir/{images,masks,las}; returns the names.
+
+  `curves`: two mnemonics for every file, or None for each file's `default_curves`.
+  """
   style = style or welllogs.RenderStyle(p_skew=0.0)
   data = []
   for p in las_paths:
-    depth, values = welllogs.read_las_curves(p, curves)
-    data.append((depth, values, os.path.basename(p)))
+    names = list(curves) if curves else default_curves(p)
+    depth, values = welllogs.read_las_curves(p, names)
+    depth_unit, declared = las_io.header(p)
+    units = {m.upper(): u for m, u in declared}
+    data.append((depth, values, os.path.basename(p), depth_unit,
+                 [(m, units.get(m.upper(), "")) for m in names]))
   for sub in ("images", "masks", "las"):
     os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
   names = []
   for i in tqdm(range(n), desc="rendering", unit="log"):
     rng = np.random.default_rng([seed, i])
-    depth, values, source = data[i % len(data)]
+    depth, values, source, depth_unit, drawn_curves = data[i % len(data)]
     # One scale per file and curve, as on a printed log.
     scales = [_scale(np.random.default_rng([seed, i % len(data), k]), v, 0.4)
               for k, v in enumerate(values)]
@@ -118,7 +151,8 @@ def render_set(las_paths, curves, n, out_dir, *, seed=0, height=128, min_width=4
     name = f"{os.path.splitext(source)[0]}_{i:03d}"
     scan_io.write_png(os.path.join(out_dir, "images", f"{name}.png"), image)
     scan_io.write_png(os.path.join(out_dir, "masks", f"{name}_mask.png"), mask)
-    write_truth(os.path.join(out_dir, "las", f"{name}.las"), dep, drawn, scales, rows, source)
+    write_truth(os.path.join(out_dir, "las", f"{name}.las"), dep, drawn, scales, rows, source,
+                depth_unit=depth_unit, curves=drawn_curves)
     names.append(name)
   return names
 
@@ -131,7 +165,9 @@ def _flag(name):
 def define_flags():
   """The command's flags; defined only when run, so the CLI modules import side by side."""
   flags.DEFINE_list("las", None, "LAS files to render from.")
-  flags.DEFINE_list("curves", ["GR", "RHOB"], "Two curve mnemonics (curve1, curve2).")
+  flags.DEFINE_list("curves", None, "Two curve mnemonics (curve1, curve2); default: per file "
+                    "a gamma ray (GR, GAMN...) and a density / sonic / neutron curve (RHOB, "
+                    "DNEAR, DTMN...), else its first two.")
   flags.DEFINE_integer("n", 16, "Number of logs.")
   flags.DEFINE_string("out", None, "Output folder.")
   flags.DEFINE_integer("seed", 0, "Seed.")
@@ -147,7 +183,7 @@ def main(argv):
   try:
     if not las or not out:
       raise ValueError("--las and --out are required")
-    if len(curves) != 2:
+    if curves is not None and len(curves) != 2:
       raise ValueError(f"--curves needs two mnemonics, got {curves}")
     lo, hi, height = _flag("min-width"), _flag("max-width"), _flag("height")
     if not welllogs.MIN_WIDTH <= lo <= hi:

@@ -5,16 +5,21 @@ read as 8-bit grayscale (255 = paper), the model's input. Archive scans of whole
 Pillow's decompression-bomb limit (about 89 M pixels), so ours replaces it: `max_pixels`,
 checked on the size the file's header claims before anything is decoded (a 500-byte PNG can
 claim 10^10 pixels), sized so that reading and segmenting a scan fit in memory.
+
+A multi-page TIFF holds one scan per page (`page_count`, `read_image(..., page=k)`); predict
+digitizes each, as NAME_p1, NAME_p2, ...
 """
 
 import os
+import struct
+import zlib
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 # Names our own outputs end with, so an output folder can double as an input folder.
-OUTPUT_SUFFIXES = ("_mask", "_overlay")
+OUTPUT_SUFFIXES = ("_mask", "_overlay", "_replot")
 # Peak host memory of `predict` grows by about BYTES_PER_PIXEL per scan pixel (measured, 5 and
 # 20 M pixel RGBA scans: RGBA decode, grayscale, mask, the overlay's float32 blend); the default
 # cap then needs about 12 GB, half of a 24 GiB machine.
@@ -26,11 +31,21 @@ class ImageTooLarge(ValueError):
   """A scan's header claims more pixels than the reader's cap."""
 
 
-def _open(path, max_pixels):
+class NoSuchPage(ValueError):
+  """A page past the last one of a multi-page TIFF."""
+
+
+def _open(path, max_pixels, page=None):
   limit = Image.MAX_IMAGE_PIXELS
   Image.MAX_IMAGE_PIXELS = None  # Pillow's cap is replaced by `max_pixels` below.
   try:
     image = Image.open(path)  # Reads the header only.
+    if page:
+      n = getattr(image, "n_frames", 1)
+      if page >= n:
+        image.close()
+        raise NoSuchPage(f"image {path} has {n} page(s); no page {page + 1}")
+      image.seek(page)  # A TIFF page's own header: its size is checked below.
     w, h = image.size
     if max_pixels and w * h > max_pixels:
       image.close()
@@ -57,13 +72,31 @@ def _to_gray(image):
   return np.clip(np.rint(a / hi * 255.0), 0, 255).astype(np.uint8)
 
 
-def read_image(path, max_pixels=DEFAULT_MAX_PIXELS):
+def page_count(path):
+  """Pages in a scan: a multi-page TIFF's pages, each a scan of its own; 1 for other files
+  (and for a file whose header cannot be read: `read_image` then names the problem)."""
+  path = os.fspath(path)
+  if not path.lower().endswith((".tif", ".tiff")):
+    return 1
+  limit = Image.MAX_IMAGE_PIXELS
+  Image.MAX_IMAGE_PIXELS = None  # Headers only: the size is checked when a page is read.
+  try:
+    with Image.open(path) as image:
+      return int(getattr(image, "n_frames", 1))
+  except Exception:  # Pillow raises OSError, SyntaxError, struct.error... on bad files.
+    return 1
+  finally:
+    Image.MAX_IMAGE_PIXELS = limit
+
+
+def read_image(path, max_pixels=DEFAULT_MAX_PIXELS, page=None):
   """A scan as uint8 [H, W] grayscale; a file Pillow cannot decode, or larger than
-  `max_pixels` (0: no cap), raises ValueError."""
+  `max_pixels` (0: no cap), raises ValueError. `page`: of a multi-page TIFF, 0-based
+  (None: the first)."""
   path = os.fspath(path)
   try:
-    image = _open(path, max_pixels)
-  except (FileNotFoundError, ImageTooLarge):
+    image = _open(path, max_pixels, page)
+  except (FileNotFoundError, ImageTooLarge, NoSuchPage):
     raise
   except Exception as e:  # Pillow raises OSError, SyntaxError, struct.error... on bad files.
     raise ValueError(f"cannot read image {path}: {type(e).__name__}: {e}") from e
@@ -73,12 +106,80 @@ def read_image(path, max_pixels=DEFAULT_MAX_PIXELS):
   return gray
 
 
-def read_mask(path, num_classes, max_pixels=DEFAULT_MAX_PIXELS):
-  """A mask PNG of class ids as uint8 [H, W]; ids >= num_classes raise ValueError."""
+# Bits per pixel of the raw (uncompressed) TIFF layouts `band_reader` reads row by row.
+_RAW_BITS = {"1": 1, "1;I": 1, "L": 8, "L;I": 8, "P": 8, "LA": 16, "I;16": 16, "I;16B": 16,
+             "I;16L": 16, "I;16N": 16, "RGB": 24, "RGBA": 32, "RGBX": 32, "CMYK": 32}
+
+
+def band_reader(path, page=None):
+  """((H, W), read) for a scan that can be read a band of rows at a time, else None.
+
+  read(y0, y1) is uint8 [y1 - y0, W] grayscale, as `read_image` gives it, decoded from only
+  the bytes of those rows: the memory is the band's, whatever the page's size. Only
+  uncompressed TIFF strips are laid out so (row y at a fixed offset); PNG, JPEG and
+  compressed TIFF are one compressed stream that Pillow decodes whole.
+  """
+  path = os.fspath(path)
+  if not path.lower().endswith((".tif", ".tiff")):
+    return None
+  limit = Image.MAX_IMAGE_PIXELS
+  Image.MAX_IMAGE_PIXELS = None  # Headers only.
+  try:
+    with Image.open(path) as image:
+      if page:
+        image.seek(page)
+      (w, h), tiles = image.size, list(image.tile)
+  except Exception:  # Unreadable: `read_image` names the problem.
+    return None
+  finally:
+    Image.MAX_IMAGE_PIXELS = limit
+  strips = []
+  for t in tiles:
+    codec, (x0, y0, x1, y1), offset, args = t
+    rawmode = args[0] if isinstance(args, tuple) else args
+    stride = args[1] if isinstance(args, tuple) and len(args) > 1 else 0
+    orientation = args[2] if isinstance(args, tuple) and len(args) > 2 else 1
+    if codec != "raw" or (x0, x1) != (0, w) or rawmode not in _RAW_BITS or orientation != 1:
+      return None
+    strips.append((y0, y1, offset, rawmode, stride or -(-w * _RAW_BITS[rawmode] // 8)))
+
+  def read(y0, y1):
+    if not 0 <= y0 < y1 <= h:
+      raise ValueError(f"rows {y0}:{y1} outside image {path} of {h} rows")
+    band = []
+    for a, b, offset, mode, row in strips:
+      a1, b1 = max(a, y0), min(b, y1)
+      # Cut in row runs: a single tile would make Pillow mmap the whole file.
+      for r0, r1 in ((a1, a1 + 1), (a1 + 1, b1)) if b1 - a1 > 1 else ((a1, b1),):
+        if r0 < r1:
+          band.append(ImageFile._Tile("raw", (0, r0 - y0, w, r1 - y0),
+                                      offset + (r0 - a) * row, (mode, row, 1)))
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+      with Image.open(path) as image:
+        if page:
+          image.seek(page)
+        image.tile = band  # Decode only these rows.
+        image._size = image._tile_size = (w, y1 - y0)
+        image.load()
+        return _to_gray(image)
+    except Exception as e:
+      raise ValueError(f"cannot read rows {y0}:{y1} of image {path}: {type(e).__name__}: "
+                       f"{e}") from e
+    finally:
+      Image.MAX_IMAGE_PIXELS = limit
+
+  return (h, w), read
+
+
+def read_mask(path, num_classes, max_pixels=DEFAULT_MAX_PIXELS, page=None):
+  """A mask PNG (or a page of a mask TIFF, 0-based) of class ids as uint8 [H, W]; ids >=
+  num_classes raise ValueError."""
   path = os.fspath(path)
   try:
-    image = _open(path, max_pixels)
-  except ImageTooLarge:
+    image = _open(path, max_pixels, page)
+  except (ImageTooLarge, NoSuchPage):
     raise
   except Exception as e:
     raise ValueError(f"cannot read mask {path}: {type(e).__name__}: {e}") from e
@@ -97,6 +198,45 @@ def write_png(path, array):
   path = os.fspath(path)
   Image.fromarray(np.ascontiguousarray(array)).save(path + ".tmp", format="PNG", optimize=False)
   os.replace(path + ".tmp", path)
+
+
+class PngWriter:
+  """An 8-bit grayscale or RGB PNG written a band of rows at a time, so a picture of a scan
+  too large to hold whole never is; atomic as `write_png` (the file appears on `close`)."""
+
+  def __init__(self, path, width, height, channels=1):
+    self.path, self.width, self.height, self.channels = os.fspath(path), width, height, channels
+    self.rows = 0
+    self._zip = zlib.compressobj(6)
+    self._file = open(self.path + ".tmp", "wb")
+    self._file.write(b"\x89PNG\r\n\x1a\n")
+    self._chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0 if channels == 1 else 2,
+                                     0, 0, 0))
+
+  def _chunk(self, kind, data):
+    self._file.write(struct.pack(">I", len(data)) + kind + data
+                     + struct.pack(">I", zlib.crc32(kind + data)))
+
+  def write(self, rows):
+    """uint8 [N, W] (grayscale) or [N, W, 3] (RGB): the next N rows."""
+    rows = np.ascontiguousarray(rows, np.uint8).reshape(len(rows), -1)
+    if rows.shape[1] != self.width * self.channels or self.rows + len(rows) > self.height:
+      raise ValueError(f"{self.path}: rows of shape {rows.shape} do not fit a "
+                       f"{self.width} x {self.height} x {self.channels} PNG at row {self.rows}")
+    filtered = np.concatenate([np.zeros((len(rows), 1), np.uint8), rows], 1)  # Filter: none.
+    data = self._zip.compress(filtered.tobytes())
+    if data:
+      self._chunk(b"IDAT", data)
+    self.rows += len(rows)
+
+  def close(self):
+    self._chunk(b"IDAT", self._zip.flush())
+    self._chunk(b"IEND", b"")
+    self._file.close()
+    if self.rows != self.height:
+      os.remove(self.path + ".tmp")
+      raise ValueError(f"{self.path}: {self.rows} of {self.height} rows written")
+    os.replace(self.path + ".tmp", self.path)
 
 
 def list_images(path):

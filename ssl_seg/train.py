@@ -25,7 +25,9 @@ from tqdm import tqdm
 
 from ssl_seg import (
   checkpoint,
+  config_utils,
   metrics,
+  models,
   optim,
   plots,
   sharding,
@@ -93,6 +95,7 @@ class StageRun:
   log: object
   mesh: object
   stop: dict  # {"signal": name of the signal that asked us to stop, or None}
+  profile: object = None  # profiling.Trace (--profile_steps) or None
 
 
 @contextlib.contextmanager
@@ -131,12 +134,15 @@ def _stage_data(stage, name, mesh):
     raise ValueError(f"stage {name!r}: {e}") from e
 
 
-def run_stage(config, name, workdir, writer, *, log=print, mesh=None):
+def run_stage(config, name, workdir, writer, *, log=print, mesh=None, profile=None):
   """Trains one stage to completion (or resumes it); returns its final eval metrics."""
   stage = config.stages[name]
   stage_dir = os.path.join(workdir, name)
   mesh = sharding.make_mesh() if mesh is None else mesh
   task = tasks.make_task(stage)
+  overrides = models.describe_overrides(stage.model)  # Size fields that replace the variant's.
+  if overrides:
+    log(f"[{name}] {overrides}")
   data = _stage_data(stage, name, mesh)
   spe, total = data.steps_per_epoch, data.steps_per_epoch * stage.epochs
 
@@ -166,8 +172,10 @@ def run_stage(config, name, workdir, writer, *, log=print, mesh=None):
     else:
       if stage.init_from.stage:
         source = resolve_init_from(workdir, stage.init_from.stage)
+        # epochs=0 evaluates the source as it is: every param (encoder and head) is loaded.
+        subtrees = tuple(stage.init_from.subtrees) if stage.epochs else tuple(params.keys())
         params = checkpoint.graft(
-            params, source, tuple(stage.init_from.subtrees), log=stage_log,
+            params, source, subtrees, log=stage_log,
             allow_partial=stage.init_from.get("allow_partial", False),
             partial_flag=f"--config.stages.{name}.init_from.allow_partial")
       state = state_lib.create_state(params, rest, tx)
@@ -178,16 +186,18 @@ def run_stage(config, name, workdir, writer, *, log=print, mesh=None):
       _drop_records_after(writer.path, name, int(state["step"]))
     stage_index = list(config.stage_order).index(name)
     batch_sh = sharding.batch_sharding(mesh)
+    options = step_lib.compiler_options(stage.model.get("name", ""))
     with _stop_on_signals() as stop:
       run = StageRun(
           name=name, stage=stage, stage_dir=stage_dir, task=task, data=data, graphdef=graphdef,
           train_step=step_lib.make_train_step(graphdef, tx, task.loss_fn,
-                                              state_sharding=shardings, batch_sharding=batch_sh),
+                                              state_sharding=shardings, batch_sharding=batch_sh,
+                                              options=options),
           eval_step=step_lib.make_eval_step(graphdef, task.eval_fn, state_sharding=shardings,
-                                            batch_sharding=batch_sh),
+                                            batch_sharding=batch_sh, options=options),
           schedule=schedule, mngr=mngr,
           key=jax.random.fold_in(jax.random.key(stage.seed), stage_index),
-          writer=writer, log=log, mesh=mesh, stop=stop)
+          writer=writer, log=log, mesh=mesh, stop=stop, profile=profile)
       return _train_loop(run, state, partial)
   finally:
     mngr.close()
@@ -201,6 +211,8 @@ def _train_loop(run: StageRun, state, partial):
   stage, data, spe = run.stage, run.data, run.data.steps_per_epoch
   eval_key = jax.random.fold_in(run.key, 2**30)
   base = {"stage": run.name, "task": stage.task, "seed": stage.seed}
+  if stage.epochs == 0:
+    return _eval_only(run, state, eval_key, base)
   start = int(state["step"])
   batches = sharding.prefetch_to_device(pipeline.iterate(data.train, start), run.mesh)
   final = None
@@ -218,15 +230,21 @@ def _train_loop(run: StageRun, state, partial):
     for i in range(first, spe):
       batch = next(batches)
       items += _batch_rows(batch)
+      step = epoch * spe + i + 1  # 1-based, as the state's step after this one.
+      if run.profile:
+        run.profile.before(step)
       state, step_metrics = run.train_step(state, batch, run.key)
+      if run.profile:
+        run.profile.after(step, state, end=epoch + 1 == stage.epochs and i == spe - 1)
       history.append(step_metrics)
       bar.update(1)
       end = i == spe - 1
       every = stage.checkpoint.every_steps
-      save_now = not end and (run.stop["signal"] or every and (i + 1 + epoch * spe) % every == 0)
+      save_now = not end and (run.stop["signal"] or every and step % every == 0)
       if end or save_now or (i + 1) % stage.log_every_steps == 0:
         # The only device->host transfer: every log_every_steps steps, not every step.
         means = _flush(history, steps)
+        run.writer.scalars(f"{run.name}/train_steps/", means, step)  # TensorBoard only.
         _check_finite(run, state)
         bar.set_postfix(loss=f"{means['loss']:.4f}")
       if save_now:
@@ -268,8 +286,33 @@ def _train_loop(run: StageRun, state, partial):
   if run.task.pictures is not None and data.eval is not None:
     save_pictures(run, state, eval_key)
   if final is not None:
+    run.writer.hparams(f"hparams/{run.name}", hparams(stage), final)
     run.log(metrics.summary_table(final, run.task.class_names,
                                   title=f"[{run.name}] final eval"))
+  return final
+
+
+def hparams(stage):
+  """A stage config's scalar settings, flat ('optim.lr': 0.001), for TensorBoard's HParams."""
+  flat = config_utils.flat(stage.to_dict())
+  return {k: v for k, v in flat.items()
+          if isinstance(v, (bool, int, float)) or isinstance(v, str) and v}
+
+
+def _eval_only(run: StageRun, state, eval_key, base):
+  """epochs=0: one eval of the loaded params, recorded as epoch 0, step 0, and saved (with
+  its final eval) so a rerun of the workdir skips it as complete."""
+  if run.data.eval is None:
+    raise ValueError(f"stage {run.name!r}: epochs=0 evaluates, but the stage has no eval data")
+  final = evaluate(run.eval_step, run.task, state["params"], state["rest"], run.data.eval,
+                   eval_key, run.mesh)
+  run.writer.write({**base, "split": "eval", "epoch": 0, "step": 0, **final})
+  _save(run, state, 0, final=final)
+  if run.task.pictures is not None:
+    save_pictures(run, state, eval_key)
+  run.writer.hparams(f"hparams/{run.name}", hparams(run.stage), final)
+  run.log(metrics.summary_table(final, run.task.class_names,
+                                title=f"[{run.name}] eval only (epochs=0)"))
   return final
 
 
@@ -357,7 +400,8 @@ def save_pictures(run: StageRun, state, key, max_examples=4):
     panel = {k: v[i][:, :width] for k, v in panels.items()}
     paths.append(os.path.join(run.stage_dir, f"example_{i}.png"))
     if run.writer.enabled:  # Every process computes the panels (global arrays); one writes.
-      plots.save_panel(paths[-1], panel)
+      picture = plots.save_panel(paths[-1], panel)
+      run.writer.image(f"{run.name}/pictures/example_{i}", picture, int(state["step"]))
   return paths
 
 

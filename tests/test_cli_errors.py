@@ -228,8 +228,9 @@ def test_predict_batch_skips_bad_files_and_overwrites_nothing(root, results):
              for s in stderr), stderr
   assert "2 file(s) digitized" in proc.stdout and "2 failed: a.png, bomb.png" in proc.stdout
   out = sorted(os.listdir(root / "out"))
-  assert out == sorted(f"a_{e}_{k}" for e in ("png", "tif")
-                       for k in ("mask.png", "overlay.png", "curves.csv"))
+  assert out == sorted([f"a_{e}_{k}" for e in ("png", "tif")
+                        for k in ("mask.png", "overlay.png", "replot.png", "curves.csv")]
+                       + ["summary.csv"])
   # a_png_* are a_png.png's: one writer per name.
   assert Image.open(root / "out" / "a_png_mask.png").size == (192, 32)
 

@@ -6,7 +6,7 @@ import lasio
 import numpy as np
 import pytest
 
-from ssl_seg import digitize
+from ssl_seg import digitize, las_io
 
 
 def _draw(height, rows_per_col, cls=1):
@@ -95,9 +95,9 @@ def test_csv_and_las_round_trip(tmp_path):
   mask = _draw(11, [[5], [4], [], [3]])
   tr = digitize.trace(mask, 1, max_gap=0)
   scale = digitize.Scale(0.0, 100.0)
-  cols = digitize.table(np.arange(4), [{"curve1": tr}], names=[""],
-                        to_original=[lambda y: y + 100], scales=[scale],
-                        depth=np.array([10.0, 10.5, 11.0, 11.5]))
+  depth = np.array([10.0, 10.5, 11.0, 1000.1234567891])
+  cols = digitize.table(np.arange(4), [digitize.Series("curve1", tr, lambda y: y + 100, scale)],
+                        depth=depth)
   digitize.write_csv(tmp_path / "c.csv", cols)
   with open(tmp_path / "c.csv") as f:
     rows = list(csv.DictReader(f))
@@ -106,11 +106,24 @@ def test_csv_and_las_round_trip(tmp_path):
   assert list(rows[0])[-2:] == ["curve1_filled", "curve1_confidence"]
   assert rows[0]["curve1_confidence"] == "1.000" and rows[2]["curve1_confidence"] == ""
   assert float(rows[1]["curve1_value"]) == pytest.approx(60.0)
-  digitize.write_las(tmp_path / "c.las", [10.0, 10.5, 11.0, 11.5],
-                     {"GR": scale.values(tr.frac)}, depth_unit="FT")
+  # Full precision: the float read back is the float written (6 significant digits lost 1e-4).
+  assert float(rows[3]["depth"]) == depth[3]
+  assert float(rows[3]["curve1_frac"]) == tr.frac[3]
+  las_io.write(tmp_path / "c.las", [10.0, 10.5, 11.0, 11.5], {"GR": scale.values(tr.frac)},
+               depth_unit="FT")
   las = lasio.read(tmp_path / "c.las")
   assert las.curves["DEPT"].unit == "FT"
   np.testing.assert_allclose(las["GR"], [50, 60, np.nan, 70], equal_nan=True)
+
+
+def test_csv_headers_carry_names_and_units():
+  tr = digitize.trace(_draw(11, [[5], [4]]), 1, max_gap=0)
+  cols = digitize.table(np.arange(2), [
+      digitize.Series("GR", tr, lambda y: y, digitize.Scale(0, 150), "GAPI"),
+      digitize.Series("DT", tr, lambda y: y)], depth=np.array([1.0, 2.0]), depth_unit="FT")
+  assert list(cols) == ["depth_px", "depth[FT]", "GR_px", "GR_wrap", "GR_frac",
+                        "GR_value[GAPI]", "GR_filled", "GR_confidence", "DT_px", "DT_wrap",
+                        "DT_frac", "DT_filled", "DT_confidence"]
 
 
 def test_r2():

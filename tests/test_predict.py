@@ -4,7 +4,9 @@ The checkpoint is init + save (no training), so these pin contracts, not accurac
 """
 
 import csv
+import json
 import os
+import re
 import subprocess
 import sys
 
@@ -18,8 +20,11 @@ from PIL import Image
 from configs import welllog_demo
 from ssl_seg import (
   checkpoint,
+  digitize,
   evaluate,
   inference,
+  layouts,
+  output_files,
   predict,
   render_las,
   scan_io,
@@ -174,8 +179,8 @@ def test_portrait_tracks_map_back_and_las_is_written(seg, tmp_path):
   np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
   np.testing.assert_allclose((b - a)[np.isfinite(a)], 60)
   las = lasio.read(out["las"])
-  assert [c.mnemonic for c in las.curves] == ["DEPT", "T1_CURVE1", "T1_CURVE2", "T2_CURVE1",
-                                              "T2_CURVE2"]
+  assert [c.mnemonic for c in las.curves] == ["DEPT"] + [
+      f"T{t}_CURVE{k}{conf}" for t in (1, 2) for k in (1, 2) for conf in ("", "_CONF")]
   assert las.index[0] == 1000.0 and las.index[-1] == 1249.0 and len(las.index) == 250
   v = np.asarray(las["T1_CURVE1"])
   frac = np.array([float(r["t1_curve1_frac"] or "nan") for r in rows])
@@ -346,3 +351,294 @@ def test_a_blank_page_warns_per_curve_and_strict_exits_1(blind_stage_dir, tmp_pa
   assert "file(s) digitized" not in proc.stdout
   assert "no curve found in 1 file(s)" in proc.stdout and "blank.png" in proc.stdout
   assert (tmp_path / "b" / "blank_curves.csv").exists()  # Still written, for inspection.
+
+
+# Output side of issue 15: per-curve calibration, LAS a petrophysicist reads, layout files,
+# manifests, summary.csv, multi-page TIFFs, --help.
+
+
+def _portrait(tmp_path, name="p.png", seed=5, length=250):
+  land = _scan(seed, 48, length)
+  portrait = np.full((length, 60), 255, np.uint8)
+  portrait[:, 6:54] = np.rot90(land, -1)  # One track at columns 6..53.
+  path = tmp_path / name
+  Image.fromarray(portrait).save(path)
+  return str(path)
+
+
+def _csv(path):
+  with open(path) as f:
+    return list(csv.DictReader(f))
+
+
+def _floats(rows, key):
+  return np.array([float(r[key]) if r[key] else np.nan for r in rows])
+
+
+def test_las_from_a_layout_has_per_curve_scales_units_confidence_and_provenance(seg, tmp_path):
+  path = _portrait(tmp_path)
+  layout = layouts.parse({
+      "depth_axis": "vertical", "depth": {"unit": "FT", "first": 1000.0, "last": 1124.5},
+      "tracks": [{"span": [6, 54], "curves": [
+          {"class": 1, "mnemonic": "gr", "unit": "GAPI", "left": 0, "right": 150},
+          {"class": 2, "mnemonic": "DTMN", "unit": "US/F", "left": 140, "right": 40,
+           "description": "Sonic slowness"}]}]})
+  out = predict.digitize_file(seg, path, str(tmp_path), layout=layout,
+                              provenance={"checkpoint": "/ckpt/finetune_warm",
+                                          "command": "python -m ssl_seg.predict --x=1"})
+  assert not out["warnings"]
+  rows = _csv(out["csv"])
+  # The CSV carries the LAS's names and units, depth at full precision.
+  assert {"depth[FT]", "GR_px", "GR_value[GAPI]", "DTMN_value[US/F]"} <= set(rows[0])
+  depth = _floats(rows, "depth[FT]")
+  np.testing.assert_array_equal(depth, np.linspace(1000.0, 1124.5, 250))
+  las = lasio.read(out["las"])
+  assert [c.mnemonic for c in las.curves] == ["DEPT", "GR", "GR_CONF", "DTMN", "DTMN_CONF"]
+  assert [las.curves[m].unit for m in ("DEPT", "GR", "DTMN")] == ["FT", "GAPI", "US/F"]
+  assert las.curves["DTMN"].descr == "Sonic slowness"
+  assert las.well["WELL"].value == "p"  # No well in the layout: the file's stem.
+  assert las.well["NULL"].value == -999.25
+  assert las.well["STRT"].value == 1000.0 and las.well["STOP"].value == 1124.5
+  assert las.well["STEP"].value == pytest.approx(0.5) and las.well["STRT"].unit == "FT"
+  assert "/ckpt/finetune_warm" in las.other and "python -m ssl_seg.predict --x=1" in las.other
+  # Each curve on its own scale (a track's second curve no longer takes the first's).
+  for m, (left, right) in (("GR", (0, 150)), ("DTMN", (140, 40))):
+    frac = _floats(rows, f"{m}_frac")
+    np.testing.assert_allclose(las[m], left + frac * (right - left), atol=1e-4, equal_nan=True)
+    conf = _floats(rows, f"{m}_confidence")
+    np.testing.assert_allclose(las[f"{m}_CONF"], conf, atol=1e-3, equal_nan=True)
+  assert np.isfinite(las["DTMN"]).any()  # The untrained model paints curve2: not vacuous.
+
+
+def test_step_resamples_the_las_to_a_regular_depth_step(seg, tmp_path):
+  path = _portrait(tmp_path)
+  layout = layouts.parse({"depth": {"unit": "M", "first": 100.0, "last": 224.5},
+                          "tracks": [{"curves": [{"class": 2, "left": 0, "right": 150}]}]})
+  out = predict.digitize_file(seg, path, str(tmp_path), layout=layout, step=1.5)
+  las = lasio.read(out["las"])
+  np.testing.assert_allclose(las.index, np.arange(100.0, 224.5 + 1e-9, 1.5))
+  assert las.well["STEP"].value == pytest.approx(1.5) and "Resampled" in las.other
+  frac = _floats(_csv(out["csv"]), "curve2_frac")
+  # Every third pixel (0.5 m pitch) lies on the 1.5 m grid: those samples are read exactly.
+  want = 150 * frac[::3]
+  assert np.isfinite(want).sum() > 10
+  np.testing.assert_allclose(las["CURVE2"], want[:len(las.index)], atol=1e-4, equal_nan=True)
+
+
+def test_tie_points_give_piecewise_depth(seg, tmp_path):
+  path = _portrait(tmp_path)
+  layout = layouts.parse({"depth": {"ties": [[0, 0.0], [100, 50.0], [249, 200.0]]},
+                          "tracks": [{"curves": [{"class": 1, "left": 0, "right": 1}]}]})
+  out = predict.digitize_file(seg, path, str(tmp_path), layout=layout)
+  depth = _floats(_csv(out["csv"]), "depth[M]")
+  assert depth[100] == 50.0 and depth[249] == 200.0 and depth[50] == 25.0
+  las = lasio.read(out["las"])  # Irregular pitch: resampled to the mean, 200 / 249.
+  assert las.index[0] == 0.0 and las.well["STEP"].value == pytest.approx(200 / 249, rel=1e-4)
+
+
+def test_shortcut_scales_are_per_curve_and_names_and_units_reach_the_csv(seg, tmp_path):
+  path = _portrait(tmp_path)
+  out = predict.digitize_file(
+      seg, path, str(tmp_path), depth_axis="vertical", tracks=["6:54"],
+      scales=[digitize.Scale(0, 150), digitize.Scale(140, 40)], depth=(0.0, 249.0),
+      names=["GR", "DT"], units=["GAPI", "US/F"])
+  rows = _csv(out["csv"])
+  assert list(rows[0])[:3] == ["depth_px", "depth[M]", "GR_px"] and "DT_value[US/F]" in rows[0]
+  las = lasio.read(out["las"])
+  dt = _floats(rows, "DT_frac")
+  assert np.isfinite(dt).any()
+  np.testing.assert_allclose(las["DT"], 140 - 100 * dt, atol=1e-4, equal_nan=True)
+  with pytest.raises(ValueError, match=r"one per curve \(4: T1_CURVE1, T1_CURVE2, T2_CURVE1, "
+                                       r"T2_CURVE2, in that order\), got 2"):
+    predict.shortcut_layout(seg.class_names, tracks=["0:30", "30:60"],
+                            scales=[digitize.Scale(0, 1)] * 2)
+
+
+def test_depth_without_scale_writes_no_las_and_says_so(seg, tmp_path):
+  out = predict.digitize_file(seg, _portrait(tmp_path), str(tmp_path), depth=(0.0, 10.0))
+  assert "las" not in out and not (tmp_path / "p.las").exists()
+  assert len(out["warnings"]) == 1 and out["warnings"][0].startswith("no LAS written")
+  # A curve with a scale beside one without: the LAS has the first and names the second.
+  layout = layouts.parse({"depth": {"first": 0, "last": 10}, "tracks": [{"curves": [
+      {"class": 1, "mnemonic": "GR", "left": 0, "right": 150}, {"class": 2, "mnemonic": "X"}]}]})
+  out = predict.digitize_file(seg, _portrait(tmp_path), str(tmp_path), layout=layout)
+  assert out["warnings"] == ["X left out of p.las: no scale given"]
+  assert [c.mnemonic for c in lasio.read(out["las"]).curves] == ["DEPT", "GR", "GR_CONF"]
+
+
+def test_layout_files_parse_the_shipped_example_and_reject_typos(tmp_path):
+  example = os.path.join(os.path.dirname(__file__), "..", "examples", "layout.json")
+  kw = layouts.load(example)
+  layout = inference.make_layout((1800, 800), **kw)
+  assert layout.vertical and layout.tracks == ((40, 400), (420, 780)) and layout.well
+  assert [c.mnemonic for c in layout.curves[0]] == ["GR", "DTMN"]
+  assert layout.curves[1][0].scale == digitize.Scale(0.2, 2000, True)
+  for bad, match in (({"tracks": [{"span": [0, 5], "curvs": []}]}, r"unknown key\(s\) 'curvs'"),
+                     ({"tracks": [{"curves": [{"mnemonic": "GR"}]}]}, r"'class' .* required"),
+                     ({"tracks": [{"curves": [{"class": 1, "left": 0}]}]}, "both 'left'"),
+                     ({"depth": {"first": 0}}, "give 'first' and 'last'"),
+                     ({"tracks": [{}, {}]}, "'span' is required")):
+    with pytest.raises(ValueError, match=match):
+      layouts.parse(bad)
+  (tmp_path / "bad.json").write_text("{")
+  with pytest.raises(ValueError, match=r"layout file .*bad.json: not valid JSON"):
+    layouts.load(tmp_path / "bad.json")
+  with pytest.raises(ValueError, match="tie points must increase"):
+    inference.make_layout((10, 100), depth=((0, 5.0), (50, 7.0), (99, 6.0)))
+
+
+def test_manifest_gives_each_file_its_layout_and_well_and_summary_lists_all(seg, tmp_path):
+  scans = tmp_path / "scans"
+  scans.mkdir()
+  _portrait(scans, "a.png", 1)
+  _portrait(scans, "b.png", 2)
+  _portrait(scans, "c.png", 3)  # Not in the manifest.
+  for name, first in (("la.json", 1000.0), ("lb.json", 2000.0)):
+    (scans / name).write_text(json.dumps({"depth": {"unit": "FT", "first": first,
+                                                    "last": first + 249},
+                                          "tracks": [{"curves": [{"class": 1, "mnemonic": "GR",
+                                                                  "left": 0, "right": 150}]}]}))
+  (scans / "m.csv").write_text("file,layout,well\na.png,la.json,WELL A\nb.png,lb.json,\n")
+  per_file = layouts.read_manifest(scans / "m.csv")
+  done, failed = predict.run(seg, scan_io.list_scans(scans), str(tmp_path / "out"),
+                             layouts=per_file, log=lambda m: None)
+  assert [os.path.basename(p) for p, _ in failed] == ["c.png"]
+  assert "not listed in the manifest" in failed[0][1]
+  wells = {os.path.basename(o["input"]): lasio.read(o["las"]) for o in done}
+  assert wells["a.png"].well["WELL"].value == "WELL A" and wells["a.png"].index[0] == 1000.0
+  assert wells["b.png"].well["WELL"].value == "b" and wells["b.png"].index[0] == 2000.0
+  rows = _csv(tmp_path / "out" / "summary.csv")
+  assert [r["name"] for r in rows] == ["a", "b", ""] and rows[2]["status"] == "failed"
+  for r, out in zip(rows, done):
+    assert r["status"] == output_files.status(out, 0.5)
+    assert float(r["coverage:GR"]) == out["coverage"]["GR"]
+  with pytest.raises(FileNotFoundError, match="line 2: scan not found"):
+    (scans / "m2.csv").write_text("file,layout\nnope.png,la.json\n")
+    layouts.read_manifest(scans / "m2.csv")
+
+
+def test_each_page_of_a_multipage_tiff_is_a_scan(seg, tmp_path):
+  pages = [Image.fromarray(_scan(s, 40, w)) for s, w in ((1, 90), (2, 70))]
+  pages[0].save(tmp_path / "log.tif", save_all=True, append_images=pages[1:])
+  assert scan_io.page_count(tmp_path / "log.tif") == 2
+  done, failed = predict.run(seg, [str(tmp_path / "log.tif")], str(tmp_path / "out"))
+  assert not failed and [o["name"] for o in done] == ["log_p1", "log_p2"]
+  widths = [Image.open(o["mask"]).size[0] for o in done]
+  assert widths == [90, 70]  # Page 2 is read, not page 1 twice.
+  np.testing.assert_array_equal(scan_io.read_image(tmp_path / "log.tif", page=1),
+                                np.asarray(pages[1]))
+  with pytest.raises(ValueError, match="has 2 page"):
+    scan_io.read_image(tmp_path / "log.tif", page=2)
+  rows = _csv(tmp_path / "out" / "summary.csv")
+  assert [(r["name"], r["page"]) for r in rows] == [("log_p1", "1"), ("log_p2", "2")]
+
+
+def test_a_blank_page_is_no_curve_in_the_summary(blind_stage_dir, tmp_path):
+  Image.fromarray(np.full((40, 90), 255, np.uint8)).save(tmp_path / "blank.png")
+  blind = inference.load(blind_stage_dir, window=64, overlap=16, batch_size=2)
+  (out,), _ = predict.run(blind, [str(tmp_path / "blank.png")], str(tmp_path / "a"),
+                          log=lambda m: None)
+  assert output_files.status(out, 0.5) == "no_curve"
+  (row,) = _csv(tmp_path / "a" / "summary.csv")
+  assert row["status"] == "no_curve" and row["coverage:curve1"] == "0.0"
+  assert "curve1 read on only 0%" in row["warnings"]
+
+
+@pytest.mark.parametrize("module,needed", [
+    ("predict", ["--track", "--depth-axis", "--window", "--max-gap", "--layout", "--manifest",
+                 "--step", "--scale", "--curve-units", "--max-pixels"]),
+    ("evaluate", ["--track", "--depth-axis", "--window", "--max-gap", "--las"]),
+    ("render_las", ["--las", "--curves", "--min-width"])])
+def test_help_lists_every_flag_a_user_needs(module, needed):
+  proc = subprocess.run([sys.executable, "-m", f"ssl_seg.{module}", "--help"],
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr  # absl's --help: 1.
+  for flag in needed:
+    assert f"  {flag}:" in proc.stdout or f"  {flag}=" in proc.stdout, (flag, proc.stdout)
+
+
+def test_cli_layout_run_records_the_command_and_bad_layouts_are_one_error_line(stage_dir,
+                                                                                 tmp_path):
+  path = _portrait(tmp_path)
+  (tmp_path / "l.json").write_text(json.dumps({
+      "depth_axis": "vertical", "depth": {"unit": "FT", "first": 5000, "last": 5249},
+      "tracks": [{"span": [6, 54], "curves": [
+          {"class": 2, "mnemonic": "DT", "unit": "US/F", "left": 140, "right": 40}]}]}))
+  (tmp_path / "bad.json").write_text(json.dumps({"tracks": [{"curvs": []}]}))
+  base = [sys.executable, "-m", "ssl_seg.predict", f"--checkpoint={stage_dir}",
+          f"--input={path}", "--window=64", "--overlap=16"]
+  ok = subprocess.run([*base, f"--layout={tmp_path / 'l.json'}", "--step=2",
+                       f"--output={tmp_path / 'out'}"], capture_output=True, text=True,
+                      timeout=300)
+  assert ok.returncode == 0, ok.stderr
+  las = lasio.read(tmp_path / "out" / "p.las")
+  assert las.well["STEP"].value == 2.0 and las.curves["DT"].unit == "US/F"
+  assert f"--layout={tmp_path / 'l.json'}" in las.other and stage_dir in las.other
+  assert (tmp_path / "out" / "summary.csv").exists() and "summary.csv" in ok.stdout
+  for extra, pattern in (([f"--layout={tmp_path / 'bad.json'}"], r"unknown key\(s\) 'curvs'"),
+                         ([f"--layout={tmp_path / 'l.json'}", "--track=0:5"],
+                          r"--layout gives the layout; drop --track")):
+    proc = subprocess.run([*base, *extra, f"--output={tmp_path / 'o2'}"], capture_output=True,
+                          text=True, timeout=300)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr
+    assert re.search(pattern, errors[0]), errors
+
+
+def test_readme_documents_the_shipped_layout_example():
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  with open(os.path.join(root, "README.md")) as f:
+    block = re.search(r"```json\n(.*?)```", f.read(), re.S).group(1)
+  with open(os.path.join(root, "examples", "layout.json")) as f:
+    assert json.loads(block) == json.load(f)
+
+
+def test_evaluate_refuses_a_multipage_tiff_instead_of_scoring_page_one(seg, tmp_path):
+  images, masks, _ = _eval_set(tmp_path)
+  pages = [Image.fromarray(_scan(s, HEIGHT, 70)) for s in (1, 2)]
+  pages[0].save(images / "two.tif", save_all=True, append_images=pages[1:])
+  Image.fromarray(np.zeros((HEIGHT, 70), np.uint8)).save(masks / "two_mask.png")
+  summary, _, failed = evaluate.evaluate_files(seg, scan_io.list_images(images), str(masks))
+  assert [(os.path.basename(p), m.split(";")[0]) for p, m in failed] == [("two.tif", "2 pages")]
+  assert summary["files"] == 2
+
+
+def test_curve_summary_gives_mean_and_median_r2_over_logs():
+  rows = [{"r2/curve1": 0.9, "coverage/curve1": 1.0}, {"r2/curve1": 0.95, "coverage/curve1": 0.5},
+          {"r2/curve1": -200.0, "coverage/curve1": 1.0}, {"r2/curve1": float("nan")}]
+  out = evaluate.curve_summary(rows)
+  assert out["r2/curve1"] == pytest.approx((0.9 + 0.95 - 200) / 3)
+  assert out["r2_median/curve1"] == pytest.approx(0.9)
+  assert out["n_r2/curve1"] == 3 and out["coverage/curve1"] == pytest.approx(2.5 / 3)
+
+
+def test_predict_writes_a_replot_per_scan_unless_told_not_to(seg, tmp_path):
+  path = _portrait(tmp_path, length=300)
+  (out,), failed = predict.run(seg, [path], str(tmp_path / "a"), scales=[digitize.Scale(0, 150)],
+                               depth=(100.0, 399.0), names=["GR", "DT"])
+  assert not failed and out["replot"] == str(tmp_path / "a" / "p_replot.png")
+  picture = np.asarray(Image.open(out["replot"]).convert("L"))
+  assert picture.shape[0] > picture.shape[1] and picture.std() > 10  # Tall, not blank.
+  assert "p_replot.png" in scan_io.skipped_outputs(tmp_path / "a")  # Never read as a scan.
+  overlay = np.asarray(Image.open(out["overlay"]))
+  # The legend, top left: a pure swatch per class (the mask is blended, never pure).
+  for colour in predict.plots.CLASS_COLOURS[1:]:
+    assert (overlay[:40, :20] == colour).all(-1).sum() >= 25, colour
+  (out,), _ = predict.run(seg, [path], str(tmp_path / "b"), replot=False)
+  assert "replot" not in out and not (tmp_path / "b" / "p_replot.png").exists()
+
+
+def test_a_scan_over_the_cap_is_digitized_in_bands_by_the_real_segmenter(seg, tmp_path):
+  path = _portrait(tmp_path, name="p.tif", length=400)  # Uncompressed TIFF: read in bands.
+  cap = 400 * 60 // 3  # Bands of cap / 4 / 60 = 33 rows, each with its margins.
+  (out,), failed = predict.run(seg, [path], str(tmp_path / "out"), max_pixels=cap,
+                               scales=[digitize.Scale(0, 150)], depth=(0.0, 399.0))
+  assert not failed
+  assert np.asarray(Image.open(out["mask"])).shape == (400, 60)
+  assert Image.open(out["overlay"]).size == (60, 400)
+  assert len(lasio.read(out["las"]).index) == 400 and os.path.exists(out["replot"])
+  png = tmp_path / "p.png"
+  Image.open(path).save(png)  # The same scan as PNG cannot be read in bands: refused.
+  _, failed = predict.run(seg, [str(png)], str(tmp_path / "out2"), max_pixels=cap,
+                          log=lambda m: None)
+  assert "only an uncompressed TIFF can be read in bands" in failed[0][1]

@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from configs import welllog_files
 from ssl_seg import main, metrics, scan_io
@@ -99,3 +100,50 @@ def test_welllog_files_config_runs_pretrain_warm_and_cold(tmp_path):
   rows = metrics.read_jsonl(tmp_path / "run" / "metrics.jsonl")
   assert {r["stage"] for r in rows} == {"pretrain", "finetune_warm", "finetune_cold"}
   assert os.path.exists(tmp_path / "run" / "finetune_warm" / "example_0.png")
+
+
+def _pages(n, height=64):
+  """n rendered logs (image, seg) of different widths: the pages of one TIFF."""
+  return [welllogs.render_example(11, i, height=height, min_width=160, max_width=320)
+          for i in range(n)]
+
+
+def _save_tiff(path, arrays):
+  first, *rest = [Image.fromarray(a) for a in arrays]
+  first.save(path, save_all=True, append_images=rest)
+
+
+@pytest.mark.parametrize("masks_as", ["tiff", "pngs"])
+def test_each_page_of_a_multipage_tiff_is_a_scan_with_its_own_mask(tmp_path, masks_as):
+  pages = _pages(3)
+  scans, masks = tmp_path / "scans", tmp_path / "masks"
+  scans.mkdir()
+  masks.mkdir()
+  _save_tiff(scans / "well.tif", [image for image, _ in pages])
+  if masks_as == "tiff":
+    _save_tiff(masks / "well_mask.tif", [seg for _, seg in pages])
+  else:
+    for k, (_, seg) in enumerate(pages):
+      scan_io.write_png(masks / f"well_p{k + 1}_mask.png", seg)
+  out = scan_folders.load_logs(scan_io.list_scans(scans), str(masks), height=64)
+  assert len(out) == 3  # Not page 1 alone.
+  for got, (image, seg) in zip(out, pages):
+    np.testing.assert_array_equal(got["image"], image)
+    np.testing.assert_array_equal(got["seg"], seg)
+  unlabelled = scan_folders.load_logs([str(scans / "well.tif")], "", height=64)
+  assert [log["image"].shape for log in unlabelled] == [image.shape for image, _ in pages]
+
+
+def test_a_mask_tiff_with_another_page_count_skips_each_page_with_one_line(tmp_path, capsys):
+  pages = _pages(2)
+  _save_tiff(tmp_path / "well.tif", [image for image, _ in pages])
+  (tmp_path / "m").mkdir()
+  _save_tiff(tmp_path / "m" / "well_mask.tif", [pages[0][1]])
+  scan_io.write_png(tmp_path / "m" / "well_p2_mask.png", pages[1][1])  # Page 2 has a PNG.
+  out = scan_folders.load_logs([str(tmp_path / "well.tif")], str(tmp_path / "m"), height=64)
+  printed = capsys.readouterr().out
+  assert len(out) == 1
+  np.testing.assert_array_equal(out[0]["seg"], pages[1][1])
+  assert f"skipped {tmp_path / 'well.tif'} (page 1)" in printed
+  assert "has 1 page(s) but scan" in printed
+  assert "1 of 2 scan(s) (TIFF pages counted each) skipped" in printed

@@ -82,7 +82,7 @@ def test_expand_types_values_names_runs_and_rejects_bad_keys(tmp_path):
                                         "'segmnt'"),
       ({"stages.segment.data": ["1"]}, "is a group of fields"),
       ({"stages.segment.epochs": ["many"]}, "stages.segment.epochs=many"),
-      ({"stages.segment.epochs": ["0"]}, "must be >= 1"),
+      ({"stages.segment.epochs": ["-1"]}, "must be >= 0"),
       ({":labls": ["1"]}, "unknown config argument 'labls'")):
     with pytest.raises(sweep.SweepError, match=message):
       sweep.expand(TINY, bad_grid, [0], tmp_path)

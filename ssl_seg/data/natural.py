@@ -253,7 +253,15 @@ def _pet_pool(data):
   root = require_dir(data.dir, "oxford_iiit_pet", "images/ + annotations/ or a TFDS data dir")
   if os.path.isdir(os.path.join(root, "oxford_iiit_pet")) and not os.path.isdir(
       os.path.join(root, "annotations")):
-    from ssl_seg.data import tfds_sources  # Imports tensorflow_datasets only when needed.
+    try:
+      from ssl_seg.data import tfds_sources  # Imports tensorflow_datasets only when needed.
+    except ModuleNotFoundError as e:
+      if e.name != "tensorflow_datasets":
+        raise
+      raise ValueError(f"{root} is a prepared TFDS directory, which needs tensorflow-datasets "
+                       "(an optional extra): install ssl_seg[tfds] (pip install "
+                       "'ssl_seg[tfds]', or uv sync --extra tfds), or point data.dir at the raw "
+                       "Pet layout (images/, annotations/)") from None
     return tfds_sources.pet_pool(data, root, _cache)
   items = pet_items(root)
   size = int(data.size)

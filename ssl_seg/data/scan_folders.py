@@ -6,13 +6,16 @@ uses, and every track is scaled, keeping its aspect ratio, to the training heigh
 (file, track). The logs then go through the same pipeline as rendered ones (fixed-width random
 windows for training, whole logs in width buckets for evaluation).
 
-Masks (class ids 0 / 1 / 2, same size as the scan) are matched by file stem as `evaluate`
-matches them (`NAME_mask.png` or `NAME.png`). Scaling a 1-px curve down by box filtering would
+Every page of a multi-page TIFF is a scan of its own, read by the same `scan_io.read_image`
+as predict reads it. Masks (class ids 0 / 1 / 2, same size as the scan) are matched by file
+stem as `evaluate` matches them (`NAME_mask.png` or `NAME.png`); page k (1-based) of a
+multi-page NAME.tif takes `NAME_pk_mask.png` (or `NAME_pk.png`), else page k of a mask TIFF
+`NAME_mask.tif` with as many pages (a single-page scan may use such a TIFF too). Scaling a 1-px curve down by box filtering would
 blur it below any threshold, so a mask is scaled per class with "any of the box" and curve2
 painted last (the renderer's rule for overlaps): thin curves stay connected.
 
-A file that cannot be read, or whose mask is missing or does not fit, is skipped with one line
-naming it; a folder that yields no log at all is an error.
+A file (or page) that cannot be read, or whose mask is missing or does not fit, is skipped with
+one line naming it; a folder that yields no log at all is an error.
 """
 
 import os
@@ -51,15 +54,36 @@ def scale_to_height(image, mask, height):
   return small, out
 
 
-def _file_logs(path, masks_dir, *, height, depth_axis, tracks, num_classes):
-  """The logs (one per track) of one scan, as dicts of uint8 arrays."""
-  image = scan_io.read_image(path)
+def read_page_mask(masks_dir, path, page, pages, num_classes):
+  """The mask of page `page` (0-based; None: a single-page scan) of scan `path`, which has
+  `pages` pages: NAME[_pK]_mask.png / NAME[_pK].png, else page K of NAME_mask.tif(f)."""
+  name = scan_io.stem(path)
+  try:
+    return scan_io.read_mask(scan_io.find_mask(
+        masks_dir, name if page is None else f"{name}_p{page + 1}"), num_classes)
+  except FileNotFoundError as e:
+    tiffs = [os.path.join(masks_dir, f"{name}_mask{ext}") for ext in (".tif", ".tiff")]
+    tiff = next((t for t in tiffs if os.path.isfile(t)), None)
+    if tiff is None:
+      raise FileNotFoundError(f"{e}, or a mask TIFF {name}_mask.tif") from None
+  n = scan_io.page_count(tiff)
+  if n != pages:
+    raise ValueError(f"mask {tiff} has {n} page(s) but scan {path} has {pages}; give one mask "
+                     "page per scan page (or per-page PNGs NAME_p1_mask.png, ...)")
+  return scan_io.read_mask(tiff, num_classes, page=page)
+
+
+def _file_logs(path, masks_dir, *, height, depth_axis, tracks, num_classes, page=None,
+               pages=1):
+  """The logs (one per track) of one scan (a page of a multi-page TIFF: `page`, 0-based, of
+  `pages`), as dicts of uint8 arrays."""
+  image = scan_io.read_image(path, page=page)
   mask = None
   if masks_dir:
-    mask = scan_io.read_mask(scan_io.find_mask(masks_dir, scan_io.stem(path)), num_classes)
+    mask = read_page_mask(masks_dir, path, page, pages, num_classes)
     if mask.shape != image.shape:
-      raise ValueError(f"mask of {path} is {mask.shape[1]}x{mask.shape[0]} px but the scan is "
-                       f"{image.shape[1]}x{image.shape[0]}")
+      raise ValueError(f"mask of {_label(path, page)} is {mask.shape[1]}x{mask.shape[0]} px but "
+                       f"the scan is {image.shape[1]}x{image.shape[0]}")
   layout = _layout_module().make_layout(image.shape, depth_axis, tracks)
   logs = []
   for t in range(len(layout.tracks)):
@@ -70,23 +94,33 @@ def _file_logs(path, masks_dir, *, height, depth_axis, tracks, num_classes):
   return logs
 
 
+def _label(path, page):
+  return path if page is None else f"{path} (page {page + 1})"
+
+
 def load_logs(paths, masks_dir, *, height, depth_axis="auto", tracks=(), num_classes=3,
               what="scans"):
-  """Logs of every readable file in `paths`; bad files are skipped with one line each."""
+  """Logs of every readable scan in `paths` (each page of a multi-page TIFF one scan); bad
+  files or pages are skipped with one line each."""
+  jobs = []
+  for path in paths:
+    pages = scan_io.page_count(path)
+    jobs.extend((path, None if pages == 1 else k, pages) for k in range(pages))
+  unit = "file(s)" if len(jobs) == len(paths) else "scan(s) (TIFF pages counted each)"
   logs, skipped = [], 0
-  for path in tqdm(paths, desc=f"reading {what}", leave=False):
+  for path, page, pages in tqdm(jobs, desc=f"reading {what}", leave=False):
     try:
       logs.extend(_file_logs(path, masks_dir, height=height, depth_axis=depth_axis,
-                             tracks=tracks, num_classes=num_classes))
+                             tracks=tracks, num_classes=num_classes, page=page, pages=pages))
     except (ValueError, FileNotFoundError) as e:
       skipped += 1
-      logging.warning("skipped %s: %s", path, e)
-      print(f"warning: skipped {path}: {e}")
+      logging.warning("skipped %s: %s", _label(path, page), e)
+      print(f"warning: skipped {_label(path, page)}: {e}")
   if not logs:
-    raise natural.DataError(f"{what}: none of the {len(paths)} file(s) could be used "
+    raise natural.DataError(f"{what}: none of the {len(jobs)} {unit} could be used "
                             f"({skipped} skipped, see the lines above)")
   if skipped:
-    print(f"{what}: {skipped} of {len(paths)} file(s) skipped")
+    print(f"{what}: {skipped} of {len(jobs)} {unit} skipped")
   return logs
 
 

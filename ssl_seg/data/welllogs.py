@@ -24,7 +24,9 @@ import lasio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-LAS_MISSING = -999.25
+from ssl_seg import las_io
+
+LAS_MISSING = las_io.LAS_MISSING  # Defined once, in the LAS writer's module.
 # lasio holds about 12 bytes per byte of LAS text while reading (measured on a 14 MB file):
 # 256 MiB files, far beyond real logs, then stay near 3 GB.
 MAX_LAS_BYTES = 256 * 2**20
@@ -717,12 +719,5 @@ def render_dataset(seed: int, n: int, *, height: int, min_width: int, max_width:
   return out
 
 
-def write_las(path, depth, curves: dict[str, np.ndarray], null: float = LAS_MISSING):
-  """Writes a LAS 2.0 file with a DEPT index and `curves`; NaN is written as `null`."""
-  las = lasio.LASFile()
-  las.well["NULL"].value = null
-  las.append_curve("DEPT", np.asarray(depth, dtype=float), unit="M")
-  for name, values in curves.items():
-    las.append_curve(name, np.asarray(values, dtype=float))
-  with open(os.fspath(path), "w") as f:
-    las.write(f, version=2.0)
+# Fixtures and tests write their LAS files with the project's one writer.
+write_las = las_io.write

@@ -13,16 +13,30 @@ def compute_dtype(model_cfg):
   return DTYPES[model_cfg.dtype]
 
 
-def build_vit_encoder(model_cfg, rngs):
-  """ViT encoder from `model.variant`, with any ViTSize field overridden by the config."""
+def vit_size(model_cfg):
+  """(ViTSize, overrides) of a ViT model config: `model.variant` decoded (`vit.decode_variant`),
+  then every size field the config sets (not None) in its place; overrides is
+  {field: (variant's value, config's value)} for those that differ."""
   from ssl_seg.models import vit
-  if model_cfg.variant not in vit.VARIANTS:
-    raise ValueError(f"unknown ViT variant {model_cfg.variant!r}; choose one of "
-                     f"{sorted(vit.VARIANTS)}")
-  size = vit.VARIANTS[model_cfg.variant]
-  overrides = {f.name: model_cfg[f.name] for f in dataclasses.fields(size)
-               if model_cfg.get(f.name) is not None}
-  size = dataclasses.replace(size, **overrides)
+  return vit.resolve_size(model_cfg.variant,
+                          {k: model_cfg.get(k) for k in vit.SIZE_FIELDS})
+
+
+def describe_overrides(model_cfg):
+  """One line naming the size fields a ViT config sets over its variant, or None."""
+  if model_cfg.get("name") != "vit":
+    return None
+  _, changed = vit_size(model_cfg)
+  if not changed:
+    return None
+  return (f"ViT variant {model_cfg.variant!r} with " + ", ".join(
+      f"model.{k}={new} (variant: {old})" for k, (old, new) in changed.items()))
+
+
+def build_vit_encoder(model_cfg, rngs):
+  """ViT encoder of `model.variant`, with the size fields the config sets overriding it."""
+  from ssl_seg.models import vit
+  size, _ = vit_size(model_cfg)
   return vit.ViTEncoder(size, dropout_rate=model_cfg.dropout, dtype=compute_dtype(model_cfg),
                         rngs=rngs)
 

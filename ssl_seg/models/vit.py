@@ -28,10 +28,49 @@ class ViTSize:
   mlp_dim: int = 512
 
 
+# Architecture fields a config may set one by one over its variant (`model.<field>`).
+SIZE_FIELDS = tuple(f.name for f in dataclasses.fields(ViTSize))
+# big_vision's (width, depth, mlp_dim, heads) by letter (`models/vit.py:decode_variant`); the
+# head width is width // heads. Their image size is timm's and big_vision's 224; a config's
+# `model.img_size` (which must equal its data's) replaces it.
+_BIG_VISION = {"Ti": (192, 12, 768, 3), "S": (384, 12, 1536, 6), "M": (512, 12, 2048, 8),
+               "B": (768, 12, 3072, 12), "L": (1024, 24, 4096, 16)}
 VARIANTS = {
-    "paper": ViTSize(),  # Table 1 of the study.
+    "paper": ViTSize(),  # Table 1 of the study: the default.
     "tiny": ViTSize(img_size=32, patch_size=8, dim=32, depth=2, heads=2, head_dim=16, mlp_dim=64),
+    **{f"{name}/16": ViTSize(img_size=224, patch_size=16, dim=d, depth=n, heads=h,
+                             head_dim=d // h, mlp_dim=m)
+       for name, (d, n, m, h) in _BIG_VISION.items()},
 }
+
+
+def decode_variant(variant: str) -> ViTSize:
+  """'S/16' -> ViTSize (big_vision naming: a size letter and the patch size; any patch).
+
+  Also the study's names, 'paper' (Table 1) and 'tiny' (tests), optionally with a patch,
+  'paper/8'. Raises ValueError naming the choices.
+  """
+  name, slash, patch = str(variant).partition("/")
+  base = VARIANTS.get(name) or VARIANTS.get(f"{name}/16")
+  if base is None or (slash and not (patch.isdigit() and int(patch) >= 1)):
+    raise ValueError(f"unknown ViT variant {variant!r}; choose paper, tiny or a big_vision name "
+                     f"SIZE/PATCH with SIZE one of {', '.join(_BIG_VISION)} (e.g. S/16, B/8), "
+                     "optionally paper/PATCH or tiny/PATCH")
+  return dataclasses.replace(base, patch_size=int(patch)) if slash else base
+
+
+def resolve_size(variant, overrides: dict):
+  """(ViTSize, {field: (variant's value, override)}) for the fields `overrides` changes.
+
+  Fields set to None are the variant's; the others replace them (the caller logs the dict).
+  """
+  size = decode_variant(variant)
+  unknown = sorted(set(overrides) - set(SIZE_FIELDS))
+  if unknown:
+    raise ValueError(f"unknown ViT size field(s) {unknown}; fields: {list(SIZE_FIELDS)}")
+  given = {k: v for k, v in overrides.items() if v is not None}
+  changed = {k: (getattr(size, k), v) for k, v in given.items() if getattr(size, k) != v}
+  return dataclasses.replace(size, **given), changed
 
 
 def patchify(images, patch_size):

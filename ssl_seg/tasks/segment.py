@@ -79,4 +79,11 @@ def make_task(stage):
   def summarize(totals):
     return summarize_segmentation(totals, class_names, stage.eval.per_image_miou)
 
-  return tasks.Task("segment", build_model, loss_fn, eval_fn, summarize, class_names)
+  def pictures(model, batch, key):
+    """The study's Fig. 3 per example: image, true trimap, predicted trimap (overlays)."""
+    del key
+    logits, _ = model(augment.normalize(batch["image"]), train=False)
+    return {"scan": batch["image"], "truth": batch["seg"].astype(jnp.int32),
+            "prediction": logits.argmax(-1)}
+
+  return tasks.Task("segment", build_model, loss_fn, eval_fn, summarize, class_names, pictures)

@@ -1,7 +1,12 @@
-"""SimMIM: random patch masking (exact count per image), linear decoder, loss on masked only."""
+"""SimMIM: random patch masking (exact count per image), linear decoder, loss on masked only.
+
+`mim.mask_patch_size` (px, 0 = the ViT's patch) masks square groups of tokens, as SimMIM's
+own default does (32-px mask patches over 16-px tokens).
+"""
 
 import jax
 import jax.numpy as jnp
+from einops import rearrange, repeat
 
 from ssl_seg import models, tasks
 from ssl_seg.data import augment
@@ -16,6 +21,31 @@ def random_patch_mask(key, batch, num_patches, ratio):
                      "need at least one masked and one visible patch")
   ranks = jnp.argsort(jnp.argsort(jax.random.uniform(key, (batch, num_patches)), axis=1), axis=1)
   return ranks < num_masked
+
+
+def block_patch_mask(key, batch, grid, ratio, block):
+  """bool [B, grid**2]: `random_patch_mask` over cells of block x block tokens, each cell's
+  mask repeated over its tokens (SimMIM masks 32-px patches over 16-px tokens: block 2)."""
+  if block == 1:
+    return random_patch_mask(key, batch, grid * grid, ratio)
+  if grid % block:
+    raise ValueError(f"mask patch of {block} x {block} tokens does not tile the {grid} x {grid} "
+                     "token grid")
+  cells = grid // block
+  mask = random_patch_mask(key, batch, cells * cells, ratio)
+  mask = rearrange(mask, "b (h w) -> b h w", h=cells)
+  return repeat(mask, "b h w -> b (h p) (w q)", p=block, q=block).reshape(batch, grid * grid)
+
+
+def mask_block(mask_patch_size, patch_size, img_size):
+  """Tokens per side of one mask patch (0 = the ViT's patch); ValueError naming the sizes."""
+  if not mask_patch_size:
+    return 1
+  if mask_patch_size < 0 or mask_patch_size % patch_size or img_size % mask_patch_size:
+    raise ValueError(f"mim.mask_patch_size {mask_patch_size} must be a multiple of the ViT patch "
+                     f"size {patch_size} and divide the image size {img_size} (0: the patch "
+                     "size)")
+  return mask_patch_size // patch_size
 
 
 def masked_patch_loss(pred, target, mask, kind):
@@ -48,7 +78,8 @@ def make_task(stage):
     k_aug, k_mask, k_model = jax.random.split(key, 3)
     images = prepare(k_aug, batch, train)
     size = model.encoder.size
-    mask = random_patch_mask(k_mask, images.shape[0], model.encoder.grid**2, mim.mask_ratio)
+    block = mask_block(mim.get("mask_patch_size", 0), size.patch_size, size.img_size)
+    mask = block_patch_mask(k_mask, images.shape[0], model.encoder.grid, mim.mask_ratio, block)
     pred, _ = model(images, mask, train=train, key=k_model)
     target = vit.patchify(images, size.patch_size)
     return pred.astype(jnp.float32), target, mask
@@ -66,4 +97,18 @@ def make_task(stage):
   def summarize(totals):
     return {"loss": float(totals["loss_sum"] / max(totals["count"], 1))}
 
-  return tasks.Task("mim", build_model, loss_fn, eval_fn, summarize)
+  def pictures(model, batch, key):
+    """The study's Fig. 1 per example: input, masked input (mask = mean grey), reconstruction
+    (predicted masked patches, visible ones as given)."""
+    pred, target, mask = forward(model, batch, key, train=False)
+    grid, patch = model.encoder.grid, model.encoder.size.patch_size
+
+    def to_u8(patches):
+      images = vit.unpatchify(patches, patch, grid) * augment.IMAGENET_STD + augment.IMAGENET_MEAN
+      return (jnp.clip(images, 0.0, 1.0) * 255.0).round().astype(jnp.uint8)
+
+    masked = jnp.where(mask[..., None], 0.0, target)  # 0 after normalisation: the mean colour.
+    return {"scan": batch["image"], "corrupted": to_u8(masked),
+            "reconstruction": to_u8(jnp.where(mask[..., None], pred, target))}
+
+  return tasks.Task("mim", build_model, loss_fn, eval_fn, summarize, pictures=pictures)
