@@ -62,8 +62,12 @@ def test_other_import_errors_inside_tfds_are_not_hidden(monkeypatch):
   # Only a missing tensorflow_datasets becomes the install hint; a broken module stays itself.
   from ml_collections import ConfigDict
 
+  import ssl_seg.data
   from ssl_seg.data import natural
   monkeypatch.setitem(sys.modules, "ssl_seg.data.tfds_sources", None)
+  # An earlier test may have imported it: `from ssl_seg.data import tfds_sources` would then
+  # take the package attribute without looking at sys.modules.
+  monkeypatch.delattr(ssl_seg.data, "tfds_sources", raising=False)
   root = os.path.join(ROOT, "tests")  # Any directory; the route is chosen by its layout.
   monkeypatch.setattr(natural.os.path, "isdir",
                       lambda p: p.endswith("oxford_iiit_pet") or p == root)

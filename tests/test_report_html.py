@@ -48,6 +48,10 @@ def budget_root(tmp_path_factory):
   workdir = root / "budget"
   workdir.mkdir()
   cfg = welllog_budget.get_config("budgets=2/4,seeds=3,variant=tiny,finetune_steps=40")
+  for name in cfg.stage_order:  # One-step epochs: 40 points on every fabricated curve.
+    if name.startswith("finetune"):
+      st = cfg.stages[name]
+      st.data.epoch_steps, st.epochs, st.eval.every_epochs = 1, 40, 8
   config_utils.write_resolved(cfg, str(workdir))
   lines = []
   rng = np.random.default_rng(0)

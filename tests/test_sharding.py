@@ -167,6 +167,7 @@ def _device_checks(workdir):
   ws.data.height, ws.data.min_width, ws.data.max_width = 32, 64, 320
   ws.batch_size = ws.eval_batch_size = 8
   ws.data.crop_width = 0  # Train on whole logs in width buckets (the demo trains on windows).
+  ws.epochs = 2  # Each bucket shape more than once.
   data = sources.stage_data(ws, devices_per_process=8)
   train = [data.train[i] for i in range(len(data.train))]
   # The 1-device run sees one bucket shape (one compile); the 8-device run goes on through
