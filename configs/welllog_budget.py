@@ -28,7 +28,6 @@ def get_config(arg=None):
                          finetune_steps=300, from_stage="")
   demo = welllog_demo.get_config(f"scale={arg.scale},variant={arg.variant},"
                                  f"finetune_steps={arg.finetune_steps}")
-  steps = max(2, int(round(arg.finetune_steps * arg.scale)))
   stages = {} if arg.from_stage else {"pretrain": demo.stages.pretrain,
                                       "synthetic": demo.stages.synthetic}
   for budget in (int(b) for b in arg.budgets.split("/")):
@@ -37,10 +36,8 @@ def get_config(arg=None):
                             ("cold", demo.stages.finetune_cold)):
         st = ml_collections.ConfigDict(template.to_dict())
         st.data.num_train, st.data.num_labels = arg.pool, budget
-        # The same optimizer steps at every budget: fewer labels, more passes over them
-        # (epochs of `epoch_steps` steps whatever the budget, as in the demo's fine-tunes).
-        st.data.epoch_steps = min(10, steps)
-        st.epochs = max(1, round(steps / st.data.epoch_steps))
+        # The same optimizer steps at every budget (fewer labels, more passes over them): the
+        # demo's fine-tune epochs are `data.epoch_steps` long whatever the number of logs.
         st.eval.every_epochs = max(1, st.epochs // 5)
         st.init_from.stage = template.init_from.stage
         if arm == "warm" and arg.from_stage:

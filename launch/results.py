@@ -12,6 +12,8 @@ import glob
 import json
 import os
 
+from ssl_seg import config_utils
+
 _TEXT_KEYS = ("stage", "task", "split")  # The only non-numeric fields of a metrics row.
 _MAX_WARNINGS = 5  # Per file; the rest are counted.
 
@@ -95,19 +97,9 @@ def _finished(stage_cfg, evals, run_done):
   return None, "config.json gives no epochs and no sweep_done.json: cannot tell if it finished"
 
 
-def _flat(d, prefix=""):
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f"{prefix}{k}."))
-    else:
-      out[prefix + k] = v
-  return out
-
-
 def _config_diff(a, b):
   ignore = ("seed", "tags.", "init_from.stage", "data.seed")
-  fa, fb = _flat(a), _flat(b)
+  fa, fb = config_utils.flat(a), config_utils.flat(b)
   keys = [k for k in sorted(set(fa) | set(fb))
           if fa.get(k) != fb.get(k) and not k.startswith(ignore)]
   if not keys:

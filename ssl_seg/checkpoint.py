@@ -17,6 +17,7 @@ import tempfile
 import time
 
 import jax
+import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -307,6 +308,15 @@ def read_meta(mngr, step=None, *, log=None):
       raise FileNotFoundError(f"no checkpoint in {mngr.directory}")
     return dict(got["meta"])
   return dict(_restore_items(mngr, step, ("meta",))["meta"])
+
+
+def stage_config(mngr, step):
+  """The stage config (a ConfigDict) saved in `step`'s meta item; ValueError without one."""
+  meta = read_meta(mngr, step)
+  if "config" not in meta:
+    raise ValueError(f"checkpoint in {os.path.dirname(os.fspath(mngr.directory))} has no stage "
+                     "config in its meta item")
+  return ml_collections.ConfigDict(meta["config"])
 
 
 def saved_config(stage_dir):

@@ -48,10 +48,7 @@ def restore_model(path, step=None, *, log=None):
   mngr = checkpoint.manager(stage_dir)
 
   def read(s):
-    meta = checkpoint.read_meta(mngr, s)
-    if "config" not in meta:
-      raise ValueError(f"checkpoint in {stage_dir} has no stage config in its meta item")
-    stage = ml_collections.ConfigDict(meta["config"])
+    stage = checkpoint.stage_config(mngr, s)
     abstract = nnx.eval_shape(lambda: tasks.make_task(stage).build_model(nnx.Rngs(params=0)))
     graphdef, params, rest = state_lib.split_model(abstract)
     params = checkpoint.restore_params(mngr, params, s)

@@ -16,7 +16,6 @@ import sys
 import tempfile
 
 import jax
-import ml_collections
 import numpy as np
 from absl import flags
 from flax import nnx
@@ -116,10 +115,7 @@ def load(path, *, window=1024, overlap=128, batch_size=4, step=None, log=None):
   mngr = checkpoint.manager(stage_dir)
 
   def read(s):
-    meta = checkpoint.read_meta(mngr, s)
-    if "config" not in meta:
-      raise ValueError(f"checkpoint in {stage_dir} has no stage config in its meta item")
-    stage = ml_collections.ConfigDict(meta["config"])
+    stage = checkpoint.stage_config(mngr, s)
     if stage.task != "curve_segment":
       raise checkpoint.CheckpointMismatchError(
           f"checkpoint in {stage_dir} is a {stage.task!r} stage; predict needs a "
