@@ -60,7 +60,7 @@ def get_config(arg=None):
   `pretrain_steps`, `synthetic_steps` and `finetune_steps` are optimizer steps at `scale=1`.
   """
   arg = common.parse_arg(arg, labels=12, scale=1.0, variant="small", crop=256,
-                         pretrain_steps=200, synthetic_steps=800, finetune_steps=100,
+                         pretrain_steps=200, synthetic_steps=1600, finetune_steps=100,
                          batch=8, las_fraction=0.0)
   n = lambda x: max(4, int(round(x * arg.scale)))
   steps = lambda x: max(2, int(round(x * arg.scale)))

@@ -1,12 +1,15 @@
 r"""Score a curve segmenter on scans with known masks, and its digitized curves on known values.
 
   python -m ssl_seg.evaluate --checkpoint=runs/demo/finetune_warm --images=DIR --masks=DIR \
-      [--out=FILE.json] [--las=DIR] [--depth-axis=auto|vertical|horizontal] [--track=X0:X1 ...]
+      [--out=FILE.json] [--las=DIR] [--depth-axis=auto|vertical|horizontal] \
+      [--track=X0:X1 ... | --notrack-detect]
 
 Masks are PNGs of class ids matched to images by file stem (NAME.png or NAME_mask.png).
 Segmentation metrics come from one confusion matrix summed over all files (`ssl_seg.metrics`).
-With --track, only those spans are segmented, as `ssl_seg.predict` does; the rest of the image
-counts as predicted background, so curves drawn outside the tracks count as misses.
+Only the tracks are segmented, as `ssl_seg.predict` does: those of --track, else those found
+from each scan's border lines (a line per file says what was found; `ssl_seg.tracks`), else
+with --notrack-detect the whole image. The rest of the image counts as predicted background,
+so curves drawn outside the tracks count as misses.
 With --las, a truth sidecar NAME.las per image (written by `ssl_seg.render_las`) gives the
 source values drawn in each pixel column and where each curve's scale sits; the curve extracted
 from the predicted mask (`ssl_seg.digitize`, within that curve's track rows) is converted to
@@ -76,8 +79,13 @@ def rule_mask(image):
 
 
 def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", tracks=(),
-                   max_gap=8, log=None, max_pixels=scan_io.DEFAULT_MAX_PIXELS):
-  """(summary dict, per-file list, failed [(path, message)]) over the image files."""
+                   max_gap=8, log=None, max_pixels=scan_io.DEFAULT_MAX_PIXELS,
+                   find_tracks=False):
+  """(summary dict, per-file list, failed [(path, message)]) over the image files.
+
+  find_tracks: without `tracks`, segment the tracks found in each scan (`inference.find_tracks`)
+  and log what was found.
+  """
   log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
   k = len(seg.class_names)
   # Model and threshold rule: confusion and tolerant counts summed over files.
@@ -99,7 +107,11 @@ def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", t
       sidecar = None
       if las_dir:
         sidecar = render_las.read_truth(os.path.join(las_dir, f"{name}.las"))
-      layout = inference.make_layout(image.shape, depth_axis, tracks)
+      spans = tracks
+      if find_tracks and not tracks:
+        spans, found = inference.find_tracks(image, depth_axis)
+        log(f"{path}: {found}")
+      layout = inference.make_layout(image.shape, depth_axis, spans)
       pred = inference.segment_scan(seg, image, layout)
       rule = rule_mask(image)
       counts = {"model": _counts(truth, pred, k), "rule": _counts(truth, rule, k)}
@@ -207,7 +219,8 @@ def main(argv):
   summary, per_file, failed = evaluate_files(seg, images, masks, las_dir=las_dir,
                                              depth_axis=_flag("depth-axis"),
                                              tracks=_flag("track"), max_gap=_flag("max-gap"),
-                                             max_pixels=_flag("max-pixels"))
+                                             max_pixels=_flag("max-pixels"),
+                                             find_tracks=_flag("track-detect"))
   if per_file:
     seg_keys = {k: v for k, v in summary.items()
                 if k in ("miou", "pixel_acc") or k.split("/")[0] in metrics.PER_CLASS}

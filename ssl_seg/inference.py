@@ -2,12 +2,13 @@
 
 The model's layout has depth along the width. A scan whose depth runs down the page is rotated
 so its left edge becomes the bottom, and results are rotated back; a track (a span across the
-value axis) is cropped, segmented alone and pasted back. A crop is scaled (keeping its aspect
-ratio) to the model's training height and cut into fixed-width windows that overlap by
-`overlap` px; window logits are blended with linear ramps across the overlaps, and the mask is
-scaled back to the input's size (nearest). Every window has the same shape and every batch the
-same size, so a folder of scans of any widths compiles once per model; an image narrower than
-a window is padded and the padding masked out (CurveNet is padding-exact).
+value axis: given, or found from the scan's border lines by `find_tracks`) is cropped,
+segmented alone and pasted back. A crop is scaled (keeping its aspect ratio) to the model's
+training height and cut into fixed-width windows that overlap by `overlap` px; window logits
+are blended with linear ramps across the overlaps, and the mask is scaled back to the input's
+size (nearest). Every window has the same shape and every batch the same size, so a folder of
+scans of any widths compiles once per model; an image narrower than a window is padded and the
+padding masked out (CurveNet is padding-exact).
 """
 
 import dataclasses
@@ -21,7 +22,7 @@ from absl import flags
 from flax import nnx
 from PIL import Image
 
-from ssl_seg import checkpoint, digitize, scan_io, state as state_lib, tasks
+from ssl_seg import checkpoint, digitize, scan_io, state as state_lib, tasks, tracks as tracks_lib
 from ssl_seg.tasks import curve_segment
 
 
@@ -230,9 +231,7 @@ def make_layout(shape, depth_axis="auto", tracks=(), *, curves=(), depth=None, d
       points ((pixel, depth), ...), at least two at distinct pixels, depth monotonic.
   """
   h, w = shape
-  if depth_axis not in ("auto", "vertical", "horizontal"):
-    raise ValueError(f"--depth-axis must be auto, vertical or horizontal, got {depth_axis!r}")
-  vertical = h > w if depth_axis == "auto" else depth_axis == "vertical"
+  vertical = is_vertical(shape, depth_axis)
   extent = w if vertical else h
   spans = []
   for t in tracks:
@@ -254,6 +253,21 @@ def make_layout(shape, depth_axis="auto", tracks=(), *, curves=(), depth=None, d
                      f"{len(spans)} track(s)")
   n_depth = h if vertical else w
   return Layout(vertical, tuple(spans), curves, _depth_ties(depth, n_depth), depth_unit, well)
+
+
+def is_vertical(shape, depth_axis="auto"):
+  """Whether depth runs down the page of an image of `shape` [H, W]."""
+  if depth_axis not in ("auto", "vertical", "horizontal"):
+    raise ValueError(f"--depth-axis must be auto, vertical or horizontal, got {depth_axis!r}")
+  return shape[0] > shape[1] if depth_axis == "auto" else depth_axis == "vertical"
+
+
+def find_tracks(image, depth_axis="auto"):
+  """(spans, a line for a person): the tracks `ssl_seg.tracks` finds in a uint8 [H, W] scan,
+  as `make_layout`'s `tracks`; one span over the whole value axis where it finds none."""
+  vertical = is_vertical(image.shape, depth_axis)
+  spans = tracks_lib.find_tracks(image, vertical)
+  return spans, tracks_lib.describe(spans, image.shape[1 if vertical else 0], vertical)
 
 
 def _depth_ties(depth, n_depth):
@@ -325,7 +339,11 @@ def define_flags():
   flags.DEFINE_integer("overlap", 128, "Overlap of neighbouring windows, px.")
   flags.DEFINE_integer("batch-size", 4, "Windows per device batch.")
   flags.DEFINE_multi_string("track", [], "X0:X1 span of one track across the value axis "
-                            "in original pixels (repeatable; default: the whole image).")
+                            "in original pixels (repeatable; default: see --track-detect).")
+  flags.DEFINE_bool("track-detect", True, "Where no --track (or layout span) gives the tracks, "
+                    "find them from each scan's long border lines and print what was found; "
+                    "--notrack-detect: one track over the whole image.")
+  flags.DEFINE_alias("track_detect", "track-detect")
   flags.DEFINE_integer("max-pixels", scan_io.DEFAULT_MAX_PIXELS, "Refuse scans whose header "
                        "claims more pixels than this (0: no cap), before decoding them.",
                        lower_bound=0)

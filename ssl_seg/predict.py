@@ -2,26 +2,35 @@ r"""Segment scans of any size with a trained CurveNet and digitize their curves.
 
   python -m ssl_seg.predict --checkpoint=runs/demo/finetune_warm --input=scans/ --output=out/ \
       [--layout=examples/layout.json | --manifest=scans/manifest.csv] [--step=0.5] \
-      [--depth-axis=auto|vertical|horizontal] [--track=X0:X1 ...] \
+      [--depth-axis=auto|vertical|horizontal] [--track=X0:X1 ... | --notrack-detect] \
       [--scale=LEFT:RIGHT[:log] ...] [--depth=FIRST:LAST] [--depth-unit=M] \
       [--curve-names=GR,DT] [--curve-units=GAPI,US/F] [--min-coverage=0.5] [--strict]
 
 Writes, per input NAME: NAME_mask.png (class ids, the input's exact size), NAME_overlay.png
-(mask and centre lines over the scan, a legend of class colours and curve names top left),
-NAME_replot.png (the curves re-plotted beside the scan, depth down the page, each on its own
-scale; `ssl_seg.replot`; --replot=false skips it) and NAME_curves.csv (see
-`ssl_seg.digitize.table`);
-where the depth and a curve's scale are known also NAME.las (LAS 2.0 through
-`ssl_seg.las_io`: the scaled curves with units, each with its confidence as NAME_CONF, on a
-regular --step, WELL from the layout / manifest or NAME, a provenance note in ~Other). A curve
-without a scale stays out of the LAS and a warning names it; with no scale at all no LAS is
-written and a warning says so. OUT/summary.csv has one row per scan: status (ok,
-low_coverage, no_curve, failed), coverage and mean confidence per curve, warnings.
+(mask and centre lines over the scan, the tracks' edges in orange, a legend of class colours
+and curve names top left), NAME_replot.png (the curves re-plotted beside the scan, depth down
+the page, each on its own scale; `ssl_seg.replot`; --replot=false skips it) and
+NAME_curves.csv (see `ssl_seg.digitize.table`); where the depth and a curve's scale are known
+also NAME.las (LAS 2.0 through `ssl_seg.las_io`: the scaled curves with units, each with its
+confidence as NAME_CONF, on a regular --step, WELL from the layout / manifest or NAME, a
+provenance note in ~Other). A curve without a scale stays out of the LAS and a warning names
+it; with no scale at all no LAS is written and a warning says so. OUT/summary.csv has one row
+per scan: status (ok, low_coverage, no_curve, failed), coverage and mean confidence per curve,
+warnings.
 
 The layout (depth axis, depth, tracks, per curve class, mnemonic, unit, scale) comes from
 --layout (one JSON file for every scan), --manifest (a CSV naming each scan's layout and
 well; `ssl_seg.layouts`) or the shortcut flags, which build the same `inference.Layout`.
 One --scale serves every curve (a note says so); otherwise give one per curve.
+
+Tracks: where neither --track nor the layout gives track spans, each scan's tracks are found
+from its long border lines (`ssl_seg.tracks`) and a line per scan says what was found
+(`scan.png: 2 tracks found automatically (rows 10:168, 175:285)`, or `no track borders found;
+using the whole height`); --notrack-detect reads one track over the whole image instead.
+--scale, --curve-names and --curve-units given once serve every curve of every track found;
+given per curve (tracks x curves, in order) they are for that many tracks, and a scan where
+another number is found fails with one line naming what was found (give --track for it).
+A layout file's curves without spans are for as many tracks as it lists, likewise.
 
 Coverage: a curve with a value on fewer than --min-coverage of a file's depth columns gets a
 warning line on stderr; with --strict the command then exits 1 after all files, naming them,
@@ -65,21 +74,31 @@ from ssl_seg import (
 _flag = inference.flag
 
 CENTRE_COLOUR = np.array([0, 170, 0], np.uint8)
+TRACK_COLOUR = np.array([255, 140, 0], np.uint8)  # Orange: no class colour, not the centre's.
 
 
-def legend_entries(class_names, class_ids, names):
+def legend_entries(class_names, class_ids, names, tracks=None):
   """The overlay's legend: per curve class its colour and the curves it traces (`names`, in
-  the order of `class_ids`), then the centre line."""
+  the order of `class_ids`), then the centre line and, where `tracks` names them, the tracks'
+  edges."""
   entries = []
   for k in dict.fromkeys(class_ids):
     curves = ", ".join(n for c, n in zip(class_ids, names) if c == k)
     entries.append((plots.CLASS_COLOURS[k % len(plots.CLASS_COLOURS)],
                     f"{class_names[k]}: {curves}"))
-  return entries + [(CENTRE_COLOUR, "traced centre line")]
+  entries.append((CENTRE_COLOUR, "traced centre line"))
+  return entries + ([(TRACK_COLOUR, tracks)] if tracks else [])
 
 
-def draw_overlay(image, mask, layout, traces, legend=(), rows=None, scan_shape=None):
-  """RGB: mask colours over the scan, centre lines in green, `legend` entries top left.
+def shows_tracks(layout, shape):
+  """Whether the overlay marks the tracks' edges: not for one track over the whole image."""
+  return layout.tracks != ((0, shape[1] if layout.vertical else shape[0]),)
+
+
+def draw_overlay(image, mask, layout, traces, legend=(), rows=None, scan_shape=None,
+                 edges=False):
+  """RGB: mask colours over the scan, centre lines in green, `legend` entries top left and,
+  with `edges`, the tracks' edges in orange (the rows or columns just outside each track).
 
   rows: (y0, y1) where `image` is only those rows of a scan whose depth runs down the page
   (`ssl_seg.tiled`); the traces are the whole scan's, `scan_shape` its (H, W).
@@ -98,6 +117,15 @@ def draw_overlay(image, mask, layout, traces, legend=(), rows=None, scan_shape=N
         rgb[depth_idx[ok], v] = CENTRE_COLOUR
       else:
         rgb[v, depth_idx[ok]] = CENTRE_COLOUR
+  if edges:
+    extent = image.shape[1] if layout.vertical else image.shape[0]
+    width = max(1, min(scan_shape or image.shape) // 400)  # Still visible on a large scan.
+    for a, b in layout.tracks:
+      for lo in (max(a - width, 0), min(b, extent - width)):
+        if layout.vertical:
+          rgb[:, lo:lo + width] = TRACK_COLOUR
+        else:
+          rgb[lo:lo + width] = TRACK_COLOUR
   if legend:
     plots.legend(rgb, legend, shape=scan_shape)
   return rgb
@@ -126,9 +154,12 @@ def _per_curve(flag, given, default_names):
 
 
 def shortcut_layout(class_names, *, depth_axis="auto", tracks=(), scales=(), depth=None,
-                    depth_unit="M", names=None, units=None, well=""):
-  """`inference.make_layout` arguments from predict's flags, as a layout file gives them."""
-  n_tracks = max(len(tracks), 1)
+                    depth_unit="M", names=None, units=None, well="", n_tracks=None):
+  """`inference.make_layout` arguments from predict's flags, as a layout file gives them.
+
+  n_tracks: the tracks the curves are for (default: one per span of `tracks`, at least one).
+  """
+  n_tracks = n_tracks or max(len(tracks), 1)
   default = curve_names(class_names, n_tracks)
   mnemonics = curve_names(class_names, n_tracks, names) if names else [""] * len(default)
   scales = _per_curve("--scale", scales, default)
@@ -138,13 +169,40 @@ def shortcut_layout(class_names, *, depth_axis="auto", tracks=(), scales=(), dep
   curves = tuple(tuple(inference.Curve(c + 1, mnemonics[t * k + c], units[t * k + c] or "",
                                        scales[t * k + c]) for c in range(k))
                  for t in range(n_tracks))
+  if not any((names, units, *scales)):
+    curves = ()  # Every curve class under its default name, in however many tracks.
   return dict(depth_axis=depth_axis, tracks=tuple(tracks), curves=curves, depth=depth,
               depth_unit=depth_unit, well=well)
 
 
+def tracks_implied(class_names, *per_curve):
+  """The tracks that flag values given per curve are for (k curve classes: k values a track);
+  1 where each is given once or not at all."""
+  k = len(class_names) - 1
+  return max([-(-len(v) // k) for v in per_curve if v and len(v) > 1] or [1])
+
+
+def with_found_tracks(class_names, image, depth_axis, layout, shortcuts):
+  """(make_layout arguments with the tracks `inference.find_tracks` finds in `image`, the line
+  saying what was found), from `layout` or from `shortcut_layout`'s `shortcuts`. Shortcuts are
+  spread over the tracks found; a layout's curves (per curve values) must fit their number."""
+  spans, found = inference.find_tracks(image, depth_axis)
+  try:
+    if layout is None:
+      return shortcut_layout(class_names, **{**shortcuts, "tracks": spans}), found
+    if layout.get("curves") and len(layout["curves"]) != len(spans):
+      raise ValueError(f"the layout gives curves for {len(layout['curves'])} track(s)")
+  except ValueError as e:
+    fix = "--track=X0:X1 per track" if layout is None else "each track's span in the layout"
+    raise ValueError(f"{found}: {e}; or give {fix} (--notrack-detect: one track over the "
+                     "whole image)") from None
+  return {**layout, "tracks": spans}, found
+
+
 def digitize_file(seg, path, out_dir, *, layout=None, name=None, page=None, step=None,
                   provenance=None, max_gap=8, cleanup=True,
-                  max_pixels=scan_io.DEFAULT_MAX_PIXELS, replot=True, **shortcuts):
+                  max_pixels=scan_io.DEFAULT_MAX_PIXELS, replot=True, find_tracks=False,
+                  **shortcuts):
   """Writes the mask, overlay, CSV (and LAS where depth and a scale are known) for one scan.
 
   Args:
@@ -154,23 +212,33 @@ def digitize_file(seg, path, out_dir, *, layout=None, name=None, page=None, step
     step: the LAS depth step (None: the scan's own pitch, one sample per pixel).
     provenance: {"checkpoint": ..., "command": ...} for the LAS's ~Other note.
     replot: also write NAME_replot.png (`ssl_seg.replot`: the curves re-plotted beside the scan).
+    find_tracks: where the layout gives no track spans, find them from the scan's border lines
+      (`with_found_tracks`; the command's default, --notrack-detect turns it off).
 
   Outputs are named after `name` (default: the file's stem). Returns the paths written by
   kind ("mask", "overlay", "replot", "csv", "las"), plus "input" (`path`), "name", "page",
-  "coverage" and "confidence" ({CSV name of each curve: share of depth columns with a value,
-  read or bridged / mean confidence there}) and "warnings" (lines for a person).
+  "tracks" (the spans used), "found" (what `find_tracks` found, a line for a person; None
+  without it), "coverage" and "confidence" ({CSV name of each curve: share of depth columns
+  with a value, read or bridged / mean confidence there}) and "warnings" (lines for a person).
   """
-  if layout is None:
-    layout = shortcut_layout(seg.class_names, **shortcuts)
-  elif shortcuts:
+  if layout is not None and shortcuts:
     raise TypeError(f"give a layout or the shortcuts, not both: {sorted(shortcuts)}")
+  depth_axis = (layout or shortcuts).get("depth_axis", "auto")
   bands = None
   try:
     image = scan_io.read_image(path, max_pixels, page=page)
   except scan_io.ImageTooLarge as e:  # Read in bands where the file allows it, else refused.
-    bands = tiled.open_bands(path, page, max_pixels, layout.get("depth_axis", "auto"), error=e)
+    bands = tiled.open_bands(path, page, max_pixels, depth_axis, error=e)
     image = None
   shape = image.shape if bands is None else bands.shape
+  found = None
+  if find_tracks and not (layout or shortcuts).get("tracks"):
+    # A banded scan runs down the page (`tiled.open_bands`); every k-th row shows its lines.
+    sample, axis = ((image, depth_axis) if bands is None
+                    else (tiled.depth_sample(bands), "vertical"))
+    layout, found = with_found_tracks(seg.class_names, sample, axis, layout, shortcuts)
+  elif layout is None:
+    layout = shortcut_layout(seg.class_names, **shortcuts)
   layout = inference.make_layout(shape, **layout)
   n = len(layout.tracks)
   series, las_names, labels, class_ids = [], [], [], []
@@ -210,12 +278,16 @@ def digitize_file(seg, path, out_dir, *, layout=None, name=None, page=None, step
              "overlay": os.path.join(out_dir, f"{name}_overlay.png"),
              "csv": os.path.join(out_dir, f"{name}_curves.csv")}
   scan_io.write_png(outputs["mask"], mask)
-  legend = legend_entries(seg.class_names, class_ids, las_names)
+  edges = shows_tracks(layout, shape)
+  label = "track edges" + (" (found automatically)" if found else "") if edges else None
+  legend = legend_entries(seg.class_names, class_ids, las_names, label)
   if bands is None:
-    scan_io.write_png(outputs["overlay"], draw_overlay(image, mask, layout, traces, legend))
+    scan_io.write_png(outputs["overlay"], draw_overlay(image, mask, layout, traces, legend,
+                                                       edges=edges))
   else:  # `image` is a thumbnail: the overlay is drawn from the bands again.
     tiled.write_overlay(outputs["overlay"], bands, mask, lambda im, m, y0, y1: draw_overlay(
-        im, m, layout, traces, legend if y0 == 0 else (), rows=(y0, y1), scan_shape=shape))
+        im, m, layout, traces, legend if y0 == 0 else (), rows=(y0, y1), scan_shape=shape,
+        edges=edges))
   digitize.write_csv(outputs["csv"], columns)
   if replot:
     outputs["replot"] = os.path.join(out_dir, f"{name}_replot.png")
@@ -236,7 +308,8 @@ def digitize_file(seg, path, out_dir, *, layout=None, name=None, page=None, step
       output_files.write_las(outputs["las"], layout, depth_values, series, las_names, labels,
                              step, well=layout.well or name, source=source,
                              provenance=provenance or {})
-  outputs.update(input=path, name=name, page=page, warnings=warnings)
+  outputs.update(input=path, name=name, page=page, tracks=layout.tracks, found=found,
+                 warnings=warnings)
   outputs["coverage"] = {s.name: digitize.coverage(s.trace) for s in series}
   outputs["confidence"] = {s.name: output_files.mean_confidence(s.trace) for s in series}
   return outputs
@@ -316,6 +389,8 @@ def run(seg, inputs, out_dir, *, log=None, min_coverage=0.5, layouts=None, **kw)
       failed.append((label, str(e)))
       log(f"error: {label}: {e} (skipped)")
       continue
+    if done[-1]["found"]:
+      log(f"{label}: {done[-1]['found']}")
     for warning in done[-1]["warnings"]:
       log(f"warning: {label}: {warning}")
     for curve, share in output_files.low_coverage(done[-1], min_coverage):
@@ -326,7 +401,7 @@ def run(seg, inputs, out_dir, *, log=None, min_coverage=0.5, layouts=None, **kw)
 
 
 # digitize_file's arguments that are not about the layout: kept when a manifest gives it.
-_RUN_ARGS = ("step", "provenance", "max_gap", "cleanup", "max_pixels", "replot")
+_RUN_ARGS = ("step", "provenance", "max_gap", "cleanup", "max_pixels", "replot", "find_tracks")
 
 
 def define_flags():
@@ -414,15 +489,22 @@ def main(argv):
     inputs = scan_io.list_scans(_flag("input"))
     out_dir = inference.writable_dir(_flag("output"), "--output")  # Before the long work.
     seg = inference.load_from_flags(_flag("checkpoint"))
+    find_tracks = _flag("track-detect")
+    shortcuts = None
     if layout is None:
-      layout = shortcut_layout(seg.class_names, depth_axis=_flag("depth-axis"),
-                               tracks=_flag("track"), scales=scales, depth=depth,
-                               depth_unit=_flag("depth-unit"), names=_flag("curve-names"),
-                               units=_flag("curve-units"))
+      shortcuts = dict(depth_axis=_flag("depth-axis"), tracks=_flag("track"), scales=scales,
+                       depth=depth, depth_unit=_flag("depth-unit"), names=_flag("curve-names"),
+                       units=_flag("curve-units"))
+      detect = find_tracks and not _flag("track")
+      # Checked now, not per scan: values per curve say how many tracks they are for.
+      n_tracks = tracks_implied(seg.class_names, scales, shortcuts["names"],
+                                shortcuts["units"]) if detect else None
+      layout = shortcut_layout(seg.class_names, **shortcuts, n_tracks=n_tracks)
       n_curves = sum(len(c) for c in layout["curves"])
-      if len(scales) == 1 and n_curves > 1:
-        notes.append(f"note: the one --scale {_flag('scale')[0]} is used for all {n_curves} "
-                     "curves; give one --scale per curve if they differ")
+      if len(scales) == 1 and (n_curves > 1 or detect):
+        which = "every curve of every track found" if detect else f"all {n_curves} curves"
+        notes.append(f"note: the one --scale {_flag('scale')[0]} is used for {which}; give one "
+                     "--scale per curve if they differ")
       if depth is not None and not scales:
         notes.append("note: --depth without --scale: no NAME.las (no values to write); the "
                      "CSV has depth and track positions")
@@ -441,10 +523,11 @@ def main(argv):
           f"{' ...' if len(skipped) > 5 else ''}", file=sys.stderr)
   provenance = {"checkpoint": os.path.abspath(_flag("checkpoint")),
                 "command": shlex.join(["python", "-m", "ssl_seg.predict", *sys.argv[1:]])}
-  done, failed = run(seg, inputs, out_dir, layout=layout, layouts=per_file,
-                     max_gap=_flag("max-gap"), cleanup=_flag("cleanup"), step=_flag("step"),
-                     provenance=provenance, min_coverage=min_coverage,
-                     max_pixels=_flag("max-pixels"), replot=_flag("replot"))
+  source = {"layout": layout} if shortcuts is None else shortcuts  # Shortcuts fit each scan.
+  done, failed = run(seg, inputs, out_dir, layouts=per_file, max_gap=_flag("max-gap"),
+                     cleanup=_flag("cleanup"), step=_flag("step"), provenance=provenance,
+                     min_coverage=min_coverage, max_pixels=_flag("max-pixels"),
+                     replot=_flag("replot"), find_tracks=find_tracks, **source)
   by_status = Counter(output_files.status(out, min_coverage) for out in done)
   low = [output_files.label(out) for out in done
          if output_files.status(out, min_coverage) == "low_coverage"]

@@ -87,6 +87,15 @@ def segment(seg, bands, layout, thumb_rows):
   return mask, np.concatenate(thumb, 0)
 
 
+def depth_sample(bands, rows=4096):
+  """uint8 [<= rows, W]: every k-th row of a banded scan, read band by band. Its track borders
+  run down the page, so the sample shows them as the whole scan would (`ssl_seg.tracks`)."""
+  h, _ = bands.shape
+  k = -(-h // rows)
+  return np.concatenate([bands.read(y0, min(y0 + bands.rows, h))[-y0 % k::k]
+                         for y0 in band_starts(h, bands.rows)])
+
+
 def write_overlay(path, bands, mask, draw):
   """The overlay PNG, band by band: `draw(image_band, mask_band, y0, y1)` -> RGB band."""
   h, w = bands.shape

@@ -33,6 +33,27 @@ def test_fresh_renders_split_rows_over_processes():
   np.testing.assert_array_equal(np.concatenate([p["image"] for p in parts]), whole["image"])
 
 
+def test_fresh_renders_are_windows_of_logs_as_wide_as_the_eval_logs():
+  # Logs wider than the window (so a header block can be in it, as in whole eval logs) are
+  # cropped; narrower ones are padded, as random crops pad them.
+  load = crops.FreshRenders(seed=3, batch_size=4, height=32, crop_width=64, labeled=True,
+                            min_width=40, max_width=300)
+  batch = load(5)
+  assert batch["image"].shape == (4, 32, 64, 1)
+  for row in range(4):
+    log, seg = welllogs.render_indexed(3, 5 * 4 + row, height=32, min_width=40, max_width=300)
+    w = min(log.shape[1], 64)
+    img = batch["image"][row, :, :w, 0]
+    starts = [x0 for x0 in range(log.shape[1] - w + 1)
+              if np.array_equal(log[:, x0:x0 + w], img)
+              and np.array_equal(seg[:, x0:x0 + w], batch["seg"][row, :, :w])]
+    assert starts, "each row must be a window of its own render, image and mask alike"
+    assert batch["valid_px"][row, :, :w].all() and not batch["valid_px"][row, :, w:].any()
+  widths = [welllogs.render_indexed(3, i, height=32, min_width=40, max_width=300)[0].shape[1]
+            for i in range(20, 24)]
+  assert max(widths) > 64 and len(set(widths)) > 1
+
+
 def test_random_crops_are_windows_of_their_logs_and_cover_every_log_each_epoch():
   logs = _logs([96, 160, 64, 40])  # The last is narrower than the window: padded.
   load = crops.RandomCrops(logs, seed=0, batch_size=2, crop_width=64)

@@ -545,9 +545,10 @@ def test_a_blank_page_is_no_curve_in_the_summary(blind_stage_dir, tmp_path):
 
 
 @pytest.mark.parametrize("module,needed", [
-    ("predict", ["--track", "--depth-axis", "--window", "--max-gap", "--layout", "--manifest",
-                 "--step", "--scale", "--curve-units", "--max-pixels"]),
-    ("evaluate", ["--track", "--depth-axis", "--window", "--max-gap", "--las"]),
+    ("predict", ["--track", "--[no]track-detect", "--depth-axis", "--window", "--max-gap",
+                 "--layout", "--manifest", "--step", "--scale", "--curve-units", "--max-pixels"]),
+    ("evaluate", ["--track", "--[no]track-detect", "--depth-axis", "--window", "--max-gap",
+                  "--las"]),
     ("render_las", ["--las", "--curves", "--min-width"])])
 def test_help_lists_every_flag_a_user_needs(module, needed):
   proc = subprocess.run([sys.executable, "-m", f"ssl_seg.{module}", "--help"],

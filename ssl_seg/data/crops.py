@@ -8,9 +8,12 @@ different windows instead of one huge example. Cropping a log distorts nothing: 
 fully convolutional and sees each window exactly as it would see that stretch of the whole log.
 
 Two sources:
-  FreshRenders  labels are free on synthetic data: every row of every step is a new render
-                (seeded by seed, step and row), so a supervised synthetic stage never sees a
-                log twice and cannot overfit a fixed set;
+  FreshRenders  labels are free on synthetic data: every row of every step is a window of a
+                new render (seeded by seed, step and row), so a supervised synthetic stage
+                never sees a log twice and cannot overfit a fixed set. The log is rendered at
+                a width drawn like the eval logs' (`min_width`..`max_width`) and cropped,
+                so windows show what whole logs show: a log rendered only as wide as the
+                window never has the header block of a wider log (README, "What we learnt");
   RandomCrops   a fixed list of logs (the few labelled ones): per epoch a seeded permutation
                 of the logs, one window of each at a seeded random offset.
 Both are pure functions of the global step, so resume is exact (`pipeline` docstring).
@@ -33,11 +36,15 @@ def _as_batch(images, segs, crop_width):
 class FreshRenders:
   """Step -> a batch of newly rendered logs, `crop_width` px wide (this process's rows)."""
 
-  def __init__(self, *, seed, batch_size, height, crop_width, labeled, las_data=(),
-               las_fraction=1.0, shard_index=0, shard_count=1):
+  def __init__(self, *, seed, batch_size, height, crop_width, labeled, min_width=None,
+               max_width=None, las_data=(), las_fraction=1.0, shard_index=0, shard_count=1):
+    """Logs `min_width`..`max_width` px wide (log-uniform, as `welllogs.render_dataset`; both
+    default to `crop_width`), each seen through one random `crop_width` window."""
     if batch_size % shard_count:
       raise ValueError(f"batch_size {batch_size} does not divide over {shard_count} processes")
     self.seed, self.batch_size, self.height, self.crop_width = seed, batch_size, height, crop_width
+    self.min_width = crop_width if min_width is None else min_width
+    self.max_width = crop_width if max_width is None else max_width
     self.labeled, self.las_data, self.las_fraction = labeled, tuple(las_data), las_fraction
     per = batch_size // shard_count
     self.rows = range(shard_index * per, (shard_index + 1) * per)
@@ -45,12 +52,14 @@ class FreshRenders:
   def __call__(self, step):
     images, segs = [], []
     for row in self.rows:
+      index = int(step) * self.batch_size + row
       image, seg = welllogs.render_indexed(
-          self.seed, int(step) * self.batch_size + row, height=self.height,
-          min_width=self.crop_width, max_width=self.crop_width, las_data=self.las_data,
-          las_fraction=self.las_fraction)
-      images.append(image)
-      segs.append(seg)
+          self.seed, index, height=self.height, min_width=self.min_width,
+          max_width=self.max_width, las_data=self.las_data, las_fraction=self.las_fraction)
+      x0 = np.random.default_rng([self.seed, index, 0xc7091]).integers(
+          0, max(image.shape[1] - self.crop_width, 0) + 1)
+      images.append(image[:, x0:x0 + self.crop_width])
+      segs.append(seg[:, x0:x0 + self.crop_width])
     return _as_batch(images, segs if self.labeled else [None] * len(images), self.crop_width)
 
 

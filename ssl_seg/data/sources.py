@@ -197,7 +197,8 @@ def _cropped_stage_data(stage, devices_per_process=1, process_index=0,
     las = welllogs.load_las_data(tuple(data.las_paths), tuple(data.las_curves))
     seed = int(np.random.SeedSequence([data.seed, stage.seed, 0xf7e5]).generate_state(1)[0])
     load = crops.FreshRenders(seed=seed, batch_size=stage.batch_size, height=data.height,
-                              crop_width=data.crop_width, labeled="seg" in keys, las_data=las,
+                              crop_width=data.crop_width, labeled="seg" in keys,
+                              min_width=data.min_width, max_width=data.max_width, las_data=las,
                               las_fraction=data.las_fraction, **shard)
     steps = max(1, data.num_train // stage.batch_size)
   else:
