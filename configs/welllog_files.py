@@ -39,7 +39,7 @@ def get_config(arg=None):
   arg = common.parse_arg(arg, unlabeled="", images="", masks="", eval_images="",
                          eval_masks="", num_eval=2, labels=-1, height=128, depth_axis="auto",
                          tracks="", variant="small", crop=256, batch=8, pretrain_steps=200,
-                         synthetic_steps=800, finetune_steps=100, data_seed=0, scale=1.0)
+                         synthetic_steps=1600, finetune_steps=100, data_seed=0, scale=1.0)
   # The synthetic renders and every stage's windows: the demo's recipe at this height.
   demo = welllog_demo.get_config(
       f"variant={arg.variant},crop={arg.crop},batch={arg.batch},scale={arg.scale},"

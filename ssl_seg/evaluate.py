@@ -2,13 +2,13 @@ r"""Score a curve segmenter on scans with known masks, and its digitized curves 
 
   python -m ssl_seg.evaluate --checkpoint=runs/demo/finetune_warm --images=DIR --masks=DIR \
       [--out=FILE.json] [--las=DIR] [--depth-axis=auto|vertical|horizontal] \
-      [--track=X0:X1 ... | --notrack-detect]
+      [--track=X0:X1 ... | --track-detect]
 
 Masks are PNGs of class ids matched to images by file stem (NAME.png or NAME_mask.png).
 Segmentation metrics come from one confusion matrix summed over all files (`ssl_seg.metrics`).
-Only the tracks are segmented, as `ssl_seg.predict` does: those of --track, else those found
-from each scan's border lines (a line per file says what was found; `ssl_seg.tracks`), else
-with --notrack-detect the whole image. The rest of the image counts as predicted background,
+Only the tracks are segmented, as `ssl_seg.predict` does: those of --track, else with
+--track-detect those found from each scan's border lines (a line per file says what was
+found; `ssl_seg.tracks`), else the whole image. The rest of the image counts as predicted background,
 so curves drawn outside the tracks count as misses.
 With --las, a truth sidecar NAME.las per image (written by `ssl_seg.render_las`) gives the
 source values drawn in each pixel column and where each curve's scale sits; the curve extracted

@@ -2,7 +2,7 @@ r"""Segment scans of any size with a trained CurveNet and digitize their curves.
 
   python -m ssl_seg.predict --checkpoint=runs/demo/finetune_warm --input=scans/ --output=out/ \
       [--layout=examples/layout.json | --manifest=scans/manifest.csv] [--step=0.5] \
-      [--depth-axis=auto|vertical|horizontal] [--track=X0:X1 ... | --notrack-detect] \
+      [--depth-axis=auto|vertical|horizontal] [--track=X0:X1 ... | --track-detect] \
       [--scale=LEFT:RIGHT[:log] ...] [--depth=FIRST:LAST] [--depth-unit=M] \
       [--curve-names=GR,DT] [--curve-units=GAPI,US/F] [--min-coverage=0.5] [--strict]
 
@@ -23,10 +23,12 @@ The layout (depth axis, depth, tracks, per curve class, mnemonic, unit, scale) c
 well; `ssl_seg.layouts`) or the shortcut flags, which build the same `inference.Layout`.
 One --scale serves every curve (a note says so); otherwise give one per curve.
 
-Tracks: where neither --track nor the layout gives track spans, each scan's tracks are found
-from its long border lines (`ssl_seg.tracks`) and a line per scan says what was found
-(`scan.png: 2 tracks found automatically (rows 10:168, 175:285)`, or `no track borders found;
-using the whole height`); --notrack-detect reads one track over the whole image instead.
+Tracks: where neither --track nor the layout gives track spans, one track covers the whole
+image; with --track-detect each scan's tracks are found from its long border lines
+(`ssl_seg.tracks`) and a line per scan says what was found (`scan.png: 2 tracks found
+automatically (rows 10:168, 175:285)`, or `no track borders found; using the whole height`).
+Detection is opt-in: on logs rendered from LAS files it split or dropped a track in 3 of 16
+scans (README).
 --scale, --curve-names and --curve-units given once serve every curve of every track found;
 given per curve (tracks x curves, in order) they are for that many tracks, and a scan where
 another number is found fails with one line naming what was found (give --track for it).
@@ -194,8 +196,8 @@ def with_found_tracks(class_names, image, depth_axis, layout, shortcuts):
       raise ValueError(f"the layout gives curves for {len(layout['curves'])} track(s)")
   except ValueError as e:
     fix = "--track=X0:X1 per track" if layout is None else "each track's span in the layout"
-    raise ValueError(f"{found}: {e}; or give {fix} (--notrack-detect: one track over the "
-                     "whole image)") from None
+    raise ValueError(f"{found}: {e}; or give {fix} (without --track-detect: one track over "
+                     "the whole image)") from None
   return {**layout, "tracks": spans}, found
 
 
@@ -213,7 +215,7 @@ def digitize_file(seg, path, out_dir, *, layout=None, name=None, page=None, step
     provenance: {"checkpoint": ..., "command": ...} for the LAS's ~Other note.
     replot: also write NAME_replot.png (`ssl_seg.replot`: the curves re-plotted beside the scan).
     find_tracks: where the layout gives no track spans, find them from the scan's border lines
-      (`with_found_tracks`; the command's default, --notrack-detect turns it off).
+      (`with_found_tracks`; the command's --track-detect).
 
   Outputs are named after `name` (default: the file's stem). Returns the paths written by
   kind ("mask", "overlay", "replot", "csv", "las"), plus "input" (`path`), "name", "page",

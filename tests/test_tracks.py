@@ -113,7 +113,7 @@ def test_predict_cli_reads_the_tracks_it_found_and_draws_them(stage_dir, two_tra
   proc = subprocess.run(
       [sys.executable, "-m", "ssl_seg.predict", f"--checkpoint={stage_dir}", f"--input={path}",
        f"--output={tmp_path / 'out'}", "--window=64", "--overlap=16", "--scale=0:150",
-       "--replot=false"], capture_output=True, text=True, timeout=300)
+       "--replot=false", "--track-detect"], capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr
   spans = ", ".join(f"{a}:{b}" for a, b in found)
   assert f"log.png: 2 tracks found automatically (rows {spans})" in proc.stderr, proc.stderr
@@ -144,13 +144,13 @@ def test_per_curve_values_for_another_track_count_fail_the_scan_with_one_line(se
   assert not done and len(failed) == 1 and lines == [f"error: {path}: {failed[0][1]} (skipped)"]
   assert failed[0][1].startswith(f"{tracks.describe(found, H, False)}: give one --scale for "
                                  "every curve or one per curve (4: T1_CURVE1, T1_CURVE2, ")
-  assert failed[0][1].endswith("; or give --track=X0:X1 per track (--notrack-detect: one track "
-                               "over the whole image)")
+  assert failed[0][1].endswith("; or give --track=X0:X1 per track (without --track-detect: "
+                               "one track over the whole image)")
   (out,), _ = predict.run(seg, [path], str(tmp_path / "b"), find_tracks=True,
                           scales=scales * 2, replot=False, log=lines.append)
   assert out["tracks"] == found and out["coverage"].keys() == {
       "t1_curve1", "t1_curve2", "t2_curve1", "t2_curve2"}
-  # Without detection (the library's default, --notrack-detect): one track, as before.
+  # Without detection (the default, and --notrack-detect): one track, as before.
   (out,), _ = predict.run(seg, [path], str(tmp_path / "c"), scales=scales, replot=False,
                           log=lines.append)
   assert out["tracks"] == ((0, H),) and out["found"] is None
@@ -163,8 +163,8 @@ def test_per_curve_values_for_another_track_count_fail_the_scan_with_one_line(se
   _, failed = predict.run(seg, [path], str(tmp_path / "e"), layout=one, find_tracks=True,
                           replot=False, log=lines.append)
   assert failed[0][1].endswith(": the layout gives curves for 1 track(s); or give each track's "
-                               "span in the layout (--notrack-detect: one track over the whole "
-                               "image)")
+                               "span in the layout (without --track-detect: one track over "
+                               "the whole image)")
 
 
 def test_a_scan_read_in_bands_finds_its_tracks_from_a_sample_of_rows(seg, tmp_path):
