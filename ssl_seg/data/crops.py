@@ -34,7 +34,7 @@ def _as_batch(images, segs, crop_width):
 
 
 class FreshRenders:
-  """Step -> a batch of newly rendered logs, `crop_width` px wide (this process's rows)."""
+  """Step -> a batch of `crop_width`-px windows of newly rendered logs (this process's rows)."""
 
   def __init__(self, *, seed, batch_size, height, crop_width, labeled, min_width=None,
                max_width=None, las_data=(), las_fraction=1.0, shard_index=0, shard_count=1):
