@@ -8,6 +8,16 @@ Scans are PNG / JPEG / TIFF of any size, depth along either axis (`depth_axis=au
 from the aspect ratio, as predict does), optionally several tracks (`tracks=X0:X1;X2:X3`, the
 spans across the value axis, as predict's --track). Each track becomes one log, scaled to
 `height` rows (data/scan_folders.py). Masks are matched by stem (NAME_mask.png or NAME.png).
+
+Folders that mix layouts (portrait and landscape, one and two tracks, multi-page TIFFs, as
+`render_las --archive` writes): `manifest=arch/manifest.csv` (several: `manifest=A.csv;B.csv`,
+covering every folder given), the CSV predict's --manifest reads (file,layout[,well,page]).
+Each scan or TIFF page listed is cut into the tracks of its own layout file, with its
+depth_axis, by predict's code (`inference.make_layout`), and its mask the same way; a layout
+without spans is one track. Scans not listed take the folder-wide `depth_axis` / `tracks`
+(one line counts them). A manifest that cannot be read, names a missing scan or layout file,
+or lists a scan twice is one `error:` line before any training (exit 2).
+
 Evaluation: `eval_images` / `eval_masks` if given, else `num_eval` files of each folder held
 out by a seeded draw (whole files, never a track on both sides). `labels=N` fine-tunes on N of
 the labelled logs (-1: all).
@@ -31,15 +41,17 @@ def files_data(images, masks, total_steps, *, arg):
       name="welllog_files", images=images, masks=masks, eval_images=arg.eval_images,
       eval_masks=arg.eval_masks, num_eval=arg.num_eval, num_labels=-1, seed=arg.data_seed,
       height=arg.height, depth_axis=arg.depth_axis,
-      tracks=tuple(t for t in arg.tracks.split(";") if t), num_buckets=2, max_batch_size=16,
+      tracks=tuple(t for t in arg.tracks.split(";") if t),
+      manifest=tuple(m for m in arg.manifest.split(";") if m), num_buckets=2, max_batch_size=16,
       crop_width=arg.crop, fresh=False, epoch_steps=max(1, total_steps // EPOCHS)))
 
 
 def get_config(arg=None):
   arg = common.parse_arg(arg, unlabeled="", images="", masks="", eval_images="",
                          eval_masks="", num_eval=2, labels=-1, height=128, depth_axis="auto",
-                         tracks="", variant="small", crop=256, batch=8, pretrain_steps=200,
-                         synthetic_steps=1600, finetune_steps=100, data_seed=0, scale=1.0)
+                         tracks="", manifest="", variant="small", crop=256, batch=8,
+                         pretrain_steps=200, synthetic_steps=1600, finetune_steps=100,
+                         data_seed=0, scale=1.0)
   # The synthetic renders and every stage's windows: the demo's recipe at this height.
   demo = welllog_demo.get_config(
       f"variant={arg.variant},crop={arg.crop},batch={arg.batch},scale={arg.scale},"

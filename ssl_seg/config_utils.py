@@ -81,6 +81,9 @@ def flag_error(e, argv):
   while inner.__cause__ or (inner.__context__ and not inner.__suppress_context__):
     inner = inner.__cause__ or inner.__context__
   reason = _last_line(inner)
+  if isinstance(e, flags.IllegalFlagValueError) and str(e).startswith("flags "):
+    # A multi-flag validator's own message names the flags; absl prefixes every value.
+    return reason.split(": ", 1)[-1]
   if isinstance(e, flags.Error) and not str(e).startswith("flag --"):
     return reason  # absl's own, e.g. "Unknown command line flag 'x'".
   if not isinstance(inner, ValueError):
@@ -242,6 +245,15 @@ def _validate_data(data, f):
   if "min_width" in data:
     _need(data.min_width >= MIN_LOG_WIDTH, f"{f}.min_width", f"must be >= {MIN_LOG_WIDTH} px "
           f"(the network's stride), got {data.min_width}")
+  if data.get("manifest"):
+    # Read now, not when the stage's data is built: a typo in a path, or a bad layout file,
+    # would otherwise stop the run after the stages before it have trained.
+    from ssl_seg.data import scan_folders
+    try:
+      scan_folders.read_manifests(data.manifest, depth_axis=data.get("depth_axis", "auto"),
+                                  tracks=tuple(data.get("tracks", ())))
+    except (ValueError, OSError) as e:
+      raise ConfigError(f"config.{f}.manifest: {e}") from None
 
 
 def flat(d, prefix=""):

@@ -20,18 +20,30 @@ blob that happens to be the tallest run of the first column, as picking per colu
 
 Wrap-around. Real logs draw a value that runs past the track's edge from the opposite edge
 (a backup scale), and so does the renderer. A trace keeps, per column:
-  px    the row of the ink (inside the track, where a person sees it);
+  px    the row of the sample (inside the track, where a person sees it);
   wrap  how many track widths the curve has wrapped by: +1 after leaving the top (right) edge
         and re-entering at the bottom (left) one, -1 the other way, 0 normally;
   frac  the unwrapped position in track units, (bottom - px) / (bottom - top) + wrap, so a
         value 20 % past the right edge reads 1.2 and converts to right + 0.2 (right - left).
 A link between columns may cross an edge when the earlier position lay in the band along that
-edge (the decoder takes whichever crossing, or none, is cheaper). Counts are relative within a
+edge, or its column holds ink in the band along the other edge (the other half of a crossing,
+where the segmenter lost this half); the decoder takes whichever crossing, or none, is cheaper. Counts are relative within a
 session (a run of linked columns): nothing in the picture tells whether a curve entered the
 window already wrapped, or how far it wrapped while absent. Each session's counts are therefore
 shifted so that its most common count is 0: a curve is taken to spend most of its length on its
-main scale, as backup scales are drawn for excursions. A window that shows only an excursion
-reads one track width off.
+main scale, as backup scales are drawn for excursions. Where two counts are both common (each
+on at least 35 % of the session: a curve straddling an edge), the one on the low-value side is
+0 (`wrap_side`: backup scales carry values past the scale's high end, which is the right edge,
+or the left one on a reversed scale), not the mode, which there is a coin flip. A window that
+shows only an excursion reads one track width off.
+
+Where in a run the sample is. A column's ink runs from halfway to the previous sample, through
+its own, to halfway to the next (a plotted polyline), so the run's centre is the sample except
+where the curve turns: at a peak or trough the sample is the run's far end (less half a
+stroke). Runs of one column of the dashed class closer than a tenth of the track
+(`dash_gap`), or of any class with only the other curve's ink between them, are joined first: a steep stretch of a dashed curve, or one
+crossed by the other curve, is one stretch of ink per column, and reading one piece of it
+cuts a spike short.
 
 Gaps. Columns without ink stay empty (NaN; NULL in LAS, an empty cell in CSV). Gaps of at most
 `max_gap` columns inside a session (dashes, broken ink, the other curve drawn over this one at
@@ -238,12 +250,17 @@ def _specks(m, min_size, reach):
   return out
 
 
-def trace(mask, cls, *, top=0, bottom=None, max_gap=8, edge_band=0.15, probs=None):
+def trace(mask, cls, *, top=0, bottom=None, max_gap=8, edge_band=0.15, probs=None,
+          dash_gap=None, wrap_side=1):
   """The centre line of class `cls` in mask [H, W] within the track rows top..bottom.
 
   Args:
     probs: optional class probabilities, float [H, W] for `cls` or [H, W, K] for all classes;
       a column's confidence starts from the chosen run's mean (see the module docstring).
+    dash_gap: runs of one column closer than this share of the track are one run; default
+      0.1 for the dashed class (`DASHED_CLASSES`), 0 for a solid one, whose ink has no gaps.
+    wrap_side: 1 where the curve wraps past the right edge (the scale's high end), -1 past
+      the left (a reversed scale); picks the main scale of a curve straddling an edge.
   """
   mask = np.asarray(mask)
   height, width = mask.shape
@@ -252,17 +269,33 @@ def trace(mask, cls, *, top=0, bottom=None, max_gap=8, edge_band=0.15, probs=Non
     raise ValueError(f"track rows need 0 <= top < bottom < {height}, got {top}, {bottom}")
   length = float(bottom - top)
   band = max(2.0, edge_band * length)
-  cols, starts, ends = column_runs(mask[top:bottom + 1] == cls)
+  inner = mask[top:bottom + 1]
+  if dash_gap is None:
+    dash_gap = 0.1 if cls in DASHED_CLASSES else 0.0
+  cols, starts, ends = column_runs(inner == cls)
   centre = top + (starts + ends - 1) / 2.0  # Row of each run's centre.
   # Positions above the bottom row, 0..length: the run's lowest and highest pixel, its centre.
   lo, hi = (bottom - top - (ends - 1)).astype(float), (bottom - top - starts).astype(float)
   pos = bottom - centre
   out = Trace(np.full(width, np.nan), np.zeros(width, np.int64), np.full(width, np.nan),
               np.zeros(width, bool), np.zeros(width))
-  nodes, wrap, session = _decode(cols, lo, hi, pos, hi >= length - band, lo <= band, length,
-                                 max_gap)
+  near_top, near_bottom = hi >= length - band, lo <= band
+  # A run may also cross an edge where its column holds ink at the other edge: a crossing
+  # draws ink at both edges of its column, and the segmenter may lose the half on this side.
+  at_top = np.bincount(cols[near_top], minlength=width) > 0
+  at_bottom = np.bincount(cols[near_bottom], minlength=width) > 0
+  near_top, near_bottom = near_top | at_bottom[cols], near_bottom | at_top[cols]
+  nodes, wrap, session = _decode(cols, lo, hi, pos, near_top, near_bottom, length, max_gap)
   c = cols[nodes]
-  out.px[c], out.wrap[c], out.frac[c] = centre[nodes], wrap, (pos[nodes] + wrap * length) / length
+  # The path and its wraps come from the runs as drawn; where in the ink the sample lies comes
+  # from the chosen run joined with the pieces of its stretch (joining before decoding let
+  # tall joined runs near the edges confuse the wrap counts of steep, often-wrapping curves).
+  g_first, g_last, g_of = _join_dashes(cols, starts, ends, max(2.0, dash_gap * length),
+                                       inner == 0, band)
+  lo_g, hi_g = lo[g_last[g_of[nodes]]], hi[g_first[g_of[nodes]]]
+  at = _sample_positions(c, lo_g + wrap * length, hi_g + wrap * length, session)
+  out.wrap[c], out.frac[c] = wrap, at / length
+  out.px[c] = bottom - (at - wrap * length)
   sessions = np.full(width, -1)
   sessions[c] = session
   base = np.ones(len(nodes))
@@ -272,10 +305,60 @@ def trace(mask, cls, *, top=0, bottom=None, max_gap=8, edge_band=0.15, probs=Non
     sums = np.cumsum(np.pad(p[top:bottom + 1], ((1, 0), (0, 0))), axis=0)
     base = (sums[ends[nodes], c] - sums[starts[nodes], c]) / (ends[nodes] - starts[nodes])
   out.confidence[c] = np.clip(base, 0.0, 1.0) * 2.0 / (np.bincount(cols, minlength=width)[c] + 1)
-  _main_scale(out, sessions)
+  _main_scale(out, sessions, wrap_side)
   if max_gap > 0:
     _fill_gaps(out, sessions, max_gap, top, bottom)
   return out
+
+
+def _join_dashes(cols, starts, ends, gap, background, band):
+  """Groups the runs of a column that are one stretch of curve: (first, last, group of run).
+
+  first / last: per group, the index of its top and bottom run; group: per run, its group.
+  A curve is one value per depth, so one column holds one stretch of it; a steep stretch of a
+  dashed or dotted curve leaves it as several tall pieces with short gaps (under `gap` rows),
+  and the other curve drawn across it hides a piece (a gap without background pixels). Runs
+  further apart with paper between (a wrapped curve at both edges, a blob), flat pieces (a
+  mislabelled branch of the other curve beside this one) and pieces in the edge bands (`band`
+  rows, where they may be either side of a wrap) stay apart.
+  """
+  n = len(cols)
+  if n < 2:
+    return np.arange(n), np.arange(n), np.arange(n)
+  paper = np.cumsum(np.pad(background, ((1, 0), (0, 0))), axis=0)  # [H + 1, W]
+  hidden = paper[starts[1:], cols[1:]] - paper[ends[:-1], cols[1:]] == 0
+  steep = np.maximum(ends[:-1] - starts[:-1], ends[1:] - starts[1:]) >= _STEEP_ROWS
+  inside = (starts[:-1] >= band) & (ends[1:] <= len(background) - band)
+  join = (cols[1:] == cols[:-1]) & inside & (((starts[1:] - ends[:-1] < gap) & steep) | hidden)
+  opens = np.r_[True, ~join]  # Starts a group.
+  closes = np.r_[~join, True]
+  return np.flatnonzero(opens), np.flatnonzero(closes), np.cumsum(opens) - 1
+
+
+def _sample_positions(c, lo, hi, session):
+  """Where each chosen run's sample lies (unwrapped positions above the bottom row).
+
+  A plotted log joins its samples by straight lines, so a column's ink runs from halfway to
+  one neighbour's sample, through its own, to halfway to the other's. Where the curve turns
+  (a local peak or trough of a spiky log), the sample is the run's far end, not its centre:
+  reading centres halves every spike. Elsewhere the centre is within a quarter of the local
+  curvature of the sample. The stroke's own half-thickness comes off the far end; the stroke
+  is the 20th percentile of the run heights (flat stretches are one stroke tall).
+  """
+  mid = (lo + hi) / 2.0
+  if len(c) < 3:
+    return mid
+  half = (np.percentile(hi - lo, 20)) / 2.0
+  # Neighbours in the next and previous column of the same session (else none).
+  prev_ok = np.r_[False, (np.diff(c) == 1) & (np.diff(session) == 0)]
+  next_ok = np.r_[prev_ok[1:], False]
+  hi_p, hi_n = np.r_[np.inf, hi[:-1]], np.r_[hi[1:], np.inf]
+  lo_p, lo_n = np.r_[-np.inf, lo[:-1]], np.r_[lo[1:], -np.inf]
+  both = prev_ok & next_ok
+  peak = both & (hi > hi_p) & (hi > hi_n) & (lo >= np.minimum(lo_p, lo_n))
+  trough = both & (lo < lo_p) & (lo < lo_n) & (hi <= np.maximum(hi_p, hi_n))
+  return np.where(peak, np.maximum(hi - half, mid), np.where(trough, np.minimum(lo + half, mid),
+                                                           mid))
 
 
 def _decode(cols, lo, hi, pos, near_top, near_bottom, length, max_gap):
@@ -339,13 +422,26 @@ def _decode(cols, lo, hi, pos, near_top, near_bottom, length, max_gap):
   return np.asarray(path, np.int64), wrap, session
 
 
-def _main_scale(out, session):
-  """Shifts each session's wrap counts so that its most common one is 0 (see the docstring)."""
+DASHED_CLASSES = (2,)  # The model's curve2 is the dashed or dotted line (see the renderer).
+_STEEP_ROWS = 3  # A dash piece at least this tall is part of a steep stretch.
+_BACKUP_SHARE = 0.35  # A wrap count this common may be the main scale (see `_main_scale`).
+
+
+def _main_scale(out, session, wrap_side=1):
+  """Shifts each session's wrap counts so that its main scale is 0 (see the docstring).
+
+  The main scale is the most common count, unless a count further from the backup side
+  (lower for `wrap_side` 1, higher for -1) also holds `_BACKUP_SHARE` of the columns: a curve
+  straddling an edge for half the window is read as an excursion past the scale's high end.
+  """
   for s in np.unique(session[session >= 0]):
     cols = session == s
     values, counts = np.unique(out.wrap[cols], return_counts=True)
     # Ties go to the count nearest 0: the fewest wraps explain the picture.
     mode = values[np.lexsort((np.abs(values), -counts))[0]]
+    held = values[counts >= _BACKUP_SHARE * counts.sum()]
+    if len(held) > 1:
+      mode = held.min() if wrap_side > 0 else held.max()
     if mode:
       out.wrap[cols] -= mode
       out.frac[cols] -= mode
@@ -411,7 +507,7 @@ def table(depth_px, series, *, depth=None, depth_unit=""):
 
   Per curve: `<name>_px`, `_wrap`, `_frac`, `_value[UNIT]` (with a scale), `_filled`, then
   `_confidence` (a trace with confidences). Depth, fractions and values carry every digit of
-  the float (repr), pixels 1 decimal (centres are whole or half pixels), confidence 3.
+  the float (repr), pixels 1 decimal, confidence 3.
   Every column but depth_px and depth is empty where the curve has no value.
   """
   cols = {"depth_px": [str(int(d)) for d in depth_px]}

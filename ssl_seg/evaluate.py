@@ -2,7 +2,8 @@ r"""Score a curve segmenter on scans with known masks, and its digitized curves 
 
   python -m ssl_seg.evaluate --checkpoint=runs/demo/finetune_warm --images=DIR --masks=DIR \
       [--out=FILE.json] [--las=DIR] [--depth-axis=auto|vertical|horizontal] \
-      [--track=X0:X1 ... | --track-detect]
+      [--track=X0:X1 ... | --track-detect] \
+      [--resolution=height|stroke [--px-per-stroke=3] | --target-height=420]
 
 Masks are PNGs of class ids matched to images by file stem (NAME.png or NAME_mask.png).
 Segmentation metrics come from one confusion matrix summed over all files (`ssl_seg.metrics`).
@@ -51,7 +52,8 @@ def curve_scores(mask, truth, max_gap=8, cleanup=True):
     track = mask[top:bottom + 1]
     if cleanup:
       track = digitize.cleanup_mask(track, (k,))
-    tr = digitize.trace(track, k, top=0, bottom=bottom - top, max_gap=max_gap)
+    tr = digitize.trace(track, k, top=0, bottom=bottom - top, max_gap=max_gap,
+                        wrap_side=1 if scale.right > scale.left else -1)
     truth_axis = scale.axis(values)
     pred_axis = scale.axis(scale.values(tr.frac))
     inked = np.isfinite(truth_axis)
@@ -112,7 +114,11 @@ def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", t
         spans, found = inference.find_tracks(image, depth_axis)
         log(f"{path}: {found}")
       layout = inference.make_layout(image.shape, depth_axis, spans)
-      pred = inference.segment_scan(seg, image, layout)
+      stroke = None
+      if inference.estimates_stroke(seg):
+        stroke, sizing = inference.scan_stroke(seg, image, layout)
+        log(f"{path}: {sizing}")
+      pred = inference.segment_scan(seg, image, layout, stroke)
       rule = rule_mask(image)
       counts = {"model": _counts(truth, pred, k), "rule": _counts(truth, rule, k)}
       row = {"file": os.path.basename(path),

@@ -4,11 +4,13 @@ The model's layout has depth along the width. A scan whose depth runs down the p
 so its left edge becomes the bottom, and results are rotated back; a track (a span across the
 value axis: given, or found from the scan's border lines by `find_tracks`) is cropped,
 segmented alone and pasted back. A crop is scaled (keeping its aspect ratio) to the model's
-training height and cut into fixed-width windows that overlap by `overlap` px; window logits
-are blended with linear ramps across the overlaps, and the mask is scaled back to the input's
-size (nearest). Every window has the same shape and every batch the same size, so a folder of
-scans of any widths compiles once per model; an image narrower than a window is padded and the
-padding masked out (CurveNet is padding-exact).
+training height, or where asked to the height at which its strokes are as wide as in training
+(`ssl_seg.resolution`), and cut into windows of the training height x `window` px that overlap
+by `overlap` px along depth and by `row_overlap` across the value axis (a crop taller than the
+training height); window logits are blended with linear ramps across the overlaps, and the
+mask is scaled back to the input's size (nearest). Every window has the same shape and every
+batch the same size, so a folder of scans of any sizes compiles once per model; an image
+smaller than a window is padded and the padding masked out (CurveNet is padding-exact).
 """
 
 import dataclasses
@@ -22,7 +24,15 @@ from absl import flags
 from flax import nnx
 from PIL import Image
 
-from ssl_seg import checkpoint, digitize, scan_io, state as state_lib, tasks, tracks as tracks_lib
+from ssl_seg import (
+  checkpoint,
+  digitize,
+  resolution as resolution_lib,
+  scan_io,
+  state as state_lib,
+  tasks,
+  tracks as tracks_lib,
+)
 from ssl_seg.tasks import curve_segment
 
 
@@ -37,42 +47,64 @@ class Segmenter:
   overlap: int
   batch_size: int
   traces: list  # One entry per compilation (shape), for tests and logs.
+  resolution: resolution_lib.Resolution = resolution_lib.Resolution()
+
+  @property
+  def row_overlap(self):
+    """Overlap of windows across the value axis: --overlap, at most a quarter of a window."""
+    return min(self.overlap, self.height // 4)
 
   def logits(self, image):
-    """float32 [H, W, K] logits of a uint8 [H, W] image already at the model's height."""
+    """float32 [H, W, K] logits of a uint8 [H, W] image at the scale the model sees it."""
     h, w = image.shape
-    starts = window_starts(w, self.window, self.overlap)
-    n = -(-len(starts) // self.batch_size) * self.batch_size
+    tiles = [(r, c) for r in window_starts(h, self.height, self.row_overlap)
+             for c in window_starts(w, self.window, self.overlap)]
+    n = -(-len(tiles) // self.batch_size) * self.batch_size
     # Padding rows are white paper marked valid: their outputs are dropped, and an all-invalid
     # row would leave the bottleneck attention without any key.
-    x = np.full((n, h, self.window, 1), 255, np.uint8)
-    valid = np.ones((n, h, self.window), bool)
-    for i, s in enumerate(starts):
-      part = image[:, s:s + self.window]
-      x[i, :, :part.shape[1], 0] = part
+    x = np.full((n, self.height, self.window, 1), 255, np.uint8)
+    valid = np.ones((n, self.height, self.window), bool)
+    for i, (r, c) in enumerate(tiles):
+      part = image[r:r + self.height, c:c + self.window]
+      x[i, :part.shape[0], :part.shape[1], 0] = part
+      valid[i, part.shape[0]:] = False
       valid[i, :, part.shape[1]:] = False
     total = np.zeros((h, w, len(self.class_names)), np.float32)
-    weight = np.zeros(w, np.float32)
+    weight = np.zeros((h, w), np.float32)
     for b in range(0, n, self.batch_size):
       out = np.asarray(jax.device_get(self.apply(self.params, x[b:b + self.batch_size],
                                                  valid[b:b + self.batch_size])))
-      for i in range(b, min(b + self.batch_size, len(starts))):
-        s = starts[i]
-        e = min(s + self.window, w)
-        ramp = blend_weights(s, e, w, self.overlap)
-        total[:, s:e] += out[i - b, :, :e - s] * ramp[None, :, None]
-        weight[s:e] += ramp
-    return total / weight[None, :, None]
+      for i in range(b, min(b + self.batch_size, len(tiles))):
+        r0, c0 = tiles[i]
+        r1, c1 = min(r0 + self.height, h), min(c0 + self.window, w)
+        # Separable ramps, so overlaps along both axes blend as along one.
+        ramp = (blend_weights(r0, r1, h, self.row_overlap)[:, None]
+                * blend_weights(c0, c1, w, self.overlap)[None, :])
+        total[r0:r1, c0:c1] += out[i - b, :r1 - r0, :c1 - c0] * ramp[..., None]
+        weight[r0:r1, c0:c1] += ramp
+    return total / weight[..., None]
 
-  def segment(self, image):
-    """uint8 [H, W] scan (model layout) -> uint8 [H, W] class ids, same size."""
+  def target_height(self, track_px, stroke=None):
+    """Rows across the value axis that a track `track_px` across is segmented at (`stroke`:
+    the scan's estimated stroke width, px, where `resolution` estimates it)."""
+    return self.resolution.rows(track_px, self.height, stroke)
+
+  def segment(self, image, stroke=None):
+    """uint8 [H, W] scan (model layout) -> uint8 [H, W] class ids, same size.
+
+    stroke: the scan's stroke width (px) estimated over all its tracks (`scan_stroke`);
+    None estimates it from this image where the resolution asks for an estimate.
+    """
     h, w = image.shape
-    scale = self.height / h
+    if stroke is None and self.resolution.estimates:
+      stroke = resolution_lib.stroke_width(image)
+    rows = self.target_height(h, stroke)
+    scale = rows / h
     new_w = max(1, round(w * scale))
     small = image
-    if (h, w) != (self.height, new_w):
+    if (h, w) != (rows, new_w):
       resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
-      small = np.asarray(Image.fromarray(image).resize((new_w, self.height), resample))
+      small = np.asarray(Image.fromarray(image).resize((new_w, rows), resample))
     mask = self.logits(small).argmax(-1).astype(np.uint8)
     if mask.shape != (h, w):
       mask = np.asarray(Image.fromarray(mask).resize((w, h), Image.Resampling.NEAREST))
@@ -100,11 +132,12 @@ def blend_weights(start, end, width, overlap):
   return wgt
 
 
-def load(path, *, window=1024, overlap=128, batch_size=4, step=None, log=None):
+def load(path, *, window=1024, overlap=128, batch_size=4, step=None, log=None,
+         resolution=resolution_lib.Resolution()):
   """A Segmenter from a stage directory (or its checkpoints/), restoring only the params.
 
   Without `step`, the newest step that can be read (an unreadable newer one is named through
-  `log`).
+  `log`). `resolution`: the scale tracks are segmented at (`ssl_seg.resolution`).
   """
   stage_dir = checkpoint.stage_dir_of(path)
   if window % 32 or window < 64:
@@ -150,7 +183,7 @@ def load(path, *, window=1024, overlap=128, batch_size=4, step=None, log=None):
 
   height = int(stage.data.height)
   return Segmenter(jax.jit(forward), params, height, tuple(task.class_names), window, overlap,
-                   batch_size, traces)
+                   batch_size, traces, resolution)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,12 +328,34 @@ def parse_span(text):
   return a, b
 
 
-def segment_scan(seg, image, layout):
-  """Class ids [H, W] of a scan in its original layout; pixels outside every track are 0."""
+def segment_scan(seg, image, layout, stroke=None):
+  """Class ids [H, W] of a scan in its original layout; pixels outside every track are 0.
+
+  stroke: the scan's stroke width from `scan_stroke` (None: each track estimates its own where
+  the resolution asks for an estimate).
+  """
+  kw = {} if stroke is None else {"stroke": stroke}
   mask = np.zeros(image.shape, np.uint8)
   for t in range(len(layout.tracks)):
-    layout.paste(mask, seg.segment(np.ascontiguousarray(layout.crop(image, t))), t)
+    layout.paste(mask, seg.segment(np.ascontiguousarray(layout.crop(image, t)), **kw), t)
   return mask
+
+
+def estimates_stroke(seg):
+  """Whether `seg` scales tracks by each scan's estimated stroke width (--resolution=stroke
+  without --px-per-stroke or --target-height); duck-typed segmenters never do."""
+  return getattr(getattr(seg, "resolution", None), "estimates", False)
+
+
+def scan_stroke(seg, image, layout):
+  """(stroke width in px, a line for a person): the stroke width estimated over the tracks of
+  `image`, and the heights it gives the tracks. 0.0 where there is too little ink to say:
+  every track, every band of the scan then gets the training height, none measures alone."""
+  crops = [layout.crop(image, t) for t in range(len(layout.tracks))]
+  stroke = resolution_lib.stroke_width(crops) or 0.0
+  spans = [b - a for a, b in layout.tracks]
+  rows = [seg.target_height(p, stroke) for p in spans]
+  return stroke, resolution_lib.describe(stroke, spans, rows)
 
 
 def trace_scan(mask, layout, class_names, max_gap=8, *, cleanup=True, probs=None):
@@ -318,7 +373,12 @@ def trace_scan(mask, layout, class_names, max_gap=8, *, cleanup=True, probs=None
     if cleanup:
       m = digitize.cleanup_mask(m, [k for k, _ in curves])
     p = None if probs is None else layout.crop(probs, t)
-    out.append({name: digitize.trace(m, k, max_gap=max_gap, probs=p) for k, name in curves})
+    # Backup scales carry values past the scale's high end: the left edge on a reversed one.
+    reversed_ = {c.class_id for c in (layout.curves[t] if layout.curves else ())
+                 if c.scale is not None and c.scale.left > c.scale.right}
+    out.append({name: digitize.trace(m, k, max_gap=max_gap, probs=p,
+                                     wrap_side=-1 if k in reversed_ else 1)
+                for k, name in curves})
   return out
 
 
@@ -336,7 +396,23 @@ def define_flags():
                     "Where depth runs; auto: vertical when the image is taller than wide.")
   flags.DEFINE_integer("max-gap", 8, "Bridge gaps up to this many px (0: never).")
   flags.DEFINE_integer("window", 1024, "Window width in model pixels (multiple of 32).")
-  flags.DEFINE_integer("overlap", 128, "Overlap of neighbouring windows, px.")
+  flags.DEFINE_integer("overlap", 128, "Overlap of neighbouring windows, px (across the value "
+                       "axis at most a quarter of the training height).")
+  # Default height: every number in the README and every test was made so (ssl_seg.resolution).
+  flags.DEFINE_enum("resolution", "height", list(resolution_lib.MODES), "Scale of each track "
+                    "for the model. height: across the value axis to the training height (e.g. "
+                    "128 px); stroke: so the curves' strokes are as wide as in training "
+                    f"({resolution_lib.TRAIN_STROKE_PX:g} px), from --px-per-stroke or estimated "
+                    "per scan; a track taller than the training height is tiled.")
+  flags.DEFINE_float("px-per-stroke", None, "With --resolution=stroke: the curves' stroke width "
+                     "in the scan, px (default: estimated from each scan, and a line says what "
+                     "was found).")
+  flags.DEFINE_alias("px_per_stroke", "px-per-stroke")
+  flags.DEFINE_integer("target-height", None, "Scale every track to this many px across the "
+                       "value axis (overrides --resolution).")
+  flags.DEFINE_alias("target_height", "target-height")
+  flags.register_multi_flags_validator(["resolution", "px-per-stroke", "target-height"],
+                                       _check_resolution)
   flags.DEFINE_integer("batch-size", 4, "Windows per device batch.")
   flags.DEFINE_multi_string("track", [], "X0:X1 span of one track across the value axis "
                             "in original pixels (repeatable; default: the whole image, or "
@@ -351,6 +427,20 @@ def define_flags():
                        "claims more pixels than this (0: no cap), before decoding them.",
                        lower_bound=0)
   flags.DEFINE_alias("max_pixels", "max-pixels")
+
+
+def _check_resolution(values):
+  """absl validator: the resolution flags make a `Resolution` (one `error:` line if not)."""
+  try:
+    _resolution(values)
+  except ValueError as e:
+    raise flags.ValidationError(str(e)) from None
+  return True
+
+
+def _resolution(values):
+  return resolution_lib.Resolution(values["resolution"], values["px-per-stroke"],
+                                   values["target-height"])
 
 
 def require_flags(*names):
@@ -393,6 +483,8 @@ def writable_file(path, flag_name):
 
 
 def load_from_flags(checkpoint_dir):
-  """`load` with the window, overlap and batch size of the command line."""
+  """`load` with the window, overlap, batch size and resolution of the command line."""
+  names = ("resolution", "px-per-stroke", "target-height")
   return load(checkpoint_dir, window=flag("window"), overlap=flag("overlap"),
-              batch_size=flag("batch-size"), log=lambda msg: print(msg, file=sys.stderr))
+              batch_size=flag("batch-size"), log=lambda msg: print(msg, file=sys.stderr),
+              resolution=_resolution({n: flag(n) for n in names}))

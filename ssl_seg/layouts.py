@@ -16,16 +16,18 @@ Every key is optional but `class` (a curve) and `span` (a track, where there are
 an unknown key is an error, so a typo never passes silently. A curve without left / right
 has no values (its track position is still in the CSV). `examples/layout.json` is one.
 
-A manifest is a CSV with columns `file`, `layout` and optionally `well`, one row per scan;
-paths are relative to the manifest's folder, an empty layout cell takes `--layout` (or the
-flags), a well cell names the LAS's WELL.
+A manifest is a CSV with columns `file`, `layout` and optionally `well` and `page`, one row
+per scan file or per page of a multi-page TIFF; paths are relative to the manifest's folder, an
+empty layout cell takes `--layout` (or the flags), a well cell names the LAS's WELL. A page cell
+(1-based) makes the row that page's alone, winning over the file's row without one (which then
+serves its other pages); empty: every page, or the one page of a one-page file.
 """
 
 import csv
 import json
 import os
 
-from ssl_seg import digitize, inference, las_io
+from ssl_seg import digitize, inference, las_io, scan_io
 
 _TOP = {"depth_axis", "depth", "well", "tracks"}
 _DEPTH = {"unit", "first", "last", "ties"}
@@ -141,7 +143,8 @@ def load(path):
 
 
 def read_manifest(path, default=None):
-  """{absolute scan path: make_layout kwargs} from a manifest CSV (see the module docstring).
+  """{(absolute scan path, 1-based page or None): make_layout kwargs} from a manifest CSV (see
+  the module docstring); look a scan up with `manifest_layout`.
 
   `default`: the kwargs for rows with an empty layout cell (None: such a row is an error).
   """
@@ -156,13 +159,13 @@ def read_manifest(path, default=None):
   except (OSError, UnicodeDecodeError, csv.Error) as e:
     raise ValueError(f"manifest {path}: cannot read it ({e})") from None
   if not rows or not {"file", "layout"} <= set(header):
-    raise ValueError(f"manifest {path}: expected a CSV with columns file, layout[, well] and "
-                     "one row per scan")
-  unknown = sorted(set(header) - {"file", "layout", "well"})
+    raise ValueError(f"manifest {path}: expected a CSV with columns file, layout[, well, page] "
+                     "and one row per scan file (or per page of a multi-page TIFF)")
+  unknown = sorted(set(header) - set(_COLUMNS))
   if unknown:
-    raise ValueError(f"manifest {path}: unknown column(s) {', '.join(unknown)}; known: file, "
-                     "layout, well")
-  cache, out = {}, {}
+    raise ValueError(f"manifest {path}: unknown column(s) {', '.join(unknown)}; known: "
+                     f"{', '.join(_COLUMNS)}")
+  cache, out, pages = {}, {}, {}
   for i, row in enumerate(rows, start=2):  # Line numbers as an editor shows them.
     where = f"manifest {path}, line {i}"
     if not row["file"]:
@@ -170,8 +173,10 @@ def read_manifest(path, default=None):
     scan = os.path.normpath(os.path.join(folder, row["file"]))
     if not os.path.isfile(scan):
       raise FileNotFoundError(f"{where}: scan not found: {scan}")
-    if scan in out:
-      raise ValueError(f"{where}: {row['file']} is listed twice")
+    page = _page(where, row, scan, pages)
+    if (scan, page) in out:
+      raise ValueError(f"{where}: {row['file']}"
+                       f"{'' if page is None else f' page {page}'} is listed twice")
     if row["layout"]:
       lpath = os.path.normpath(os.path.join(folder, row["layout"]))
       if lpath not in cache:
@@ -183,5 +188,35 @@ def read_manifest(path, default=None):
       raise ValueError(f"{where}: empty layout cell and no --layout for such rows")
     if row.get("well"):
       kw["well"] = row["well"]
-    out[scan] = kw
+    out[(scan, page)] = kw
   return out
+
+
+_COLUMNS = ("file", "layout", "well", "page")
+
+
+def _page(where, row, scan, pages):
+  """A row's 1-based page, or None (an empty cell); `pages` caches the files' page counts."""
+  text = (row.get("page") or "").strip()
+  if not text:
+    return None
+  if not text.isdigit() or int(text) < 1:
+    raise ValueError(f"{where}: page {text!r}: expected a page number (1, 2, ...) or nothing")
+  if scan not in pages:
+    pages[scan] = scan_io.page_count(scan)
+  page, n = int(text), pages[scan]
+  if n == 1:
+    raise ValueError(f"{where}: page {page}: {row['file']} has one page; leave the page cell "
+                     "empty")
+  if page > n:
+    raise ValueError(f"{where}: page {page}: {row['file']} has only {n} pages")
+  return page
+
+
+def manifest_layout(manifest, path, page=None):
+  """The kwargs `read_manifest` gives scan `path`'s 1-based `page` (None: a one-page file):
+  its page row, else its file's row; None where the manifest has neither."""
+  path = os.path.abspath(path)
+  if page is not None and (path, page) in manifest:
+    return manifest[(path, page)]
+  return manifest.get((path, None))

@@ -4,7 +4,8 @@ r"""Segment scans of any size with a trained CurveNet and digitize their curves.
       [--layout=examples/layout.json | --manifest=scans/manifest.csv] [--step=0.5] \
       [--depth-axis=auto|vertical|horizontal] [--track=X0:X1 ... | --track-detect] \
       [--scale=LEFT:RIGHT[:log] ...] [--depth=FIRST:LAST] [--depth-unit=M] \
-      [--curve-names=GR,DT] [--curve-units=GAPI,US/F] [--min-coverage=0.5] [--strict]
+      [--curve-names=GR,DT] [--curve-units=GAPI,US/F] [--min-coverage=0.5] [--strict] \
+      [--resolution=height|stroke [--px-per-stroke=3] | --target-height=420]
 
 Writes, per input NAME: NAME_mask.png (class ids, the input's exact size), NAME_overlay.png
 (mask and centre lines over the scan, the tracks' edges in orange, a legend of class colours
@@ -20,7 +21,8 @@ warnings.
 
 The layout (depth axis, depth, tracks, per curve class, mnemonic, unit, scale) comes from
 --layout (one JSON file for every scan), --manifest (a CSV naming each scan's layout and
-well; `ssl_seg.layouts`) or the shortcut flags, which build the same `inference.Layout`.
+well, per file or per TIFF page; `ssl_seg.layouts`) or the shortcut flags, which build the same
+`inference.Layout`.
 One --scale serves every curve (a note says so); otherwise give one per curve.
 
 Tracks: where neither --track nor the layout gives track spans, one track covers the whole
@@ -45,6 +47,11 @@ taken (a_png.png writes a_png_* too) the renamed scan is refused, never overwrit
 whose header claims more than --max-pixels is refused before it is decoded, unless it can be
 read in bands of rows (an uncompressed TIFF, depth down the page: `ssl_seg.tiled`). Files named like
 these outputs (*_mask, *_overlay, *_replot) are not read as scans, and a note says so.
+
+Resolution: every track is scaled across the value axis to the model's training height
+(default, --resolution=height); --resolution=stroke scales it so the curves' strokes are as wide
+as in training, from --px-per-stroke or estimated per scan (a line per scan says what was
+found), and --target-height=N scales every track to N px (`ssl_seg.resolution`).
 
 Inference (windows, rotation, tracks) is in `ssl_seg.inference`; curve extraction and the
 CSV columns in `ssl_seg.digitize`; the LAS format in `ssl_seg.las_io`.
@@ -220,8 +227,10 @@ def digitize_file(seg, path, out_dir, *, layout=None, name=None, page=None, step
   Outputs are named after `name` (default: the file's stem). Returns the paths written by
   kind ("mask", "overlay", "replot", "csv", "las"), plus "input" (`path`), "name", "page",
   "tracks" (the spans used), "found" (what `find_tracks` found, a line for a person; None
-  without it), "coverage" and "confidence" ({CSV name of each curve: share of depth columns
-  with a value, read or bridged / mean confidence there}) and "warnings" (lines for a person).
+  without it), "sizing" (with --resolution=stroke and no --px-per-stroke, the estimated stroke
+  width and track heights, a line; else None), "coverage" and "confidence" ({CSV name of each
+  curve: share of depth columns with a value, read or bridged / mean confidence there}) and
+  "warnings" (lines for a person).
   """
   if layout is not None and shortcuts:
     raise TypeError(f"give a layout or the shortcuts, not both: {sorted(shortcuts)}")
@@ -252,10 +261,14 @@ def digitize_file(seg, path, out_dir, *, layout=None, name=None, page=None, step
         raise ValueError(f"track {t + 1}: curve class {c.class_id} is not a curve class of the "
                          f"model (1..{len(seg.class_names) - 1}: "
                          f"{', '.join(seg.class_names[1:])})")
+  stroke, sizing = None, None
+  if inference.estimates_stroke(seg):  # Once per scan, so its tracks and bands scale alike.
+    sample = image if bands is None else tiled.stroke_sample(bands)
+    stroke, sizing = inference.scan_stroke(seg, sample, layout)
   if bands is None:
-    mask = inference.segment_scan(seg, image, layout)
+    mask = inference.segment_scan(seg, image, layout, stroke)
   else:
-    mask, image = tiled.segment(seg, bands, layout, replot_lib.max_thumb_rows())
+    mask, image = tiled.segment(seg, bands, layout, replot_lib.max_thumb_rows(), stroke)
   traces = inference.trace_scan(mask, layout, seg.class_names, max_gap, cleanup=cleanup)
   for t, curves in enumerate(track_curves):
     for c in curves:
@@ -311,7 +324,7 @@ def digitize_file(seg, path, out_dir, *, layout=None, name=None, page=None, step
                              step, well=layout.well or name, source=source,
                              provenance=provenance or {})
   outputs.update(input=path, name=name, page=page, tracks=layout.tracks, found=found,
-                 warnings=warnings)
+                 sizing=sizing, warnings=warnings)
   outputs["coverage"] = {s.name: digitize.coverage(s.trace) for s in series}
   outputs["confidence"] = {s.name: output_files.mean_confidence(s.trace) for s in series}
   return outputs
@@ -358,14 +371,15 @@ def _jobs(paths, names, log, failed):
   return jobs
 
 
-def run(seg, inputs, out_dir, *, log=None, min_coverage=0.5, layouts=None, **kw):
+def run(seg, inputs, out_dir, *, log=None, min_coverage=0.5, manifest=None, **kw):
   """Digitizes every file (every page of a multi-page TIFF, named NAME_p1, NAME_p2...); a
   failing file is reported on one line and skipped, a curve read on fewer than `min_coverage`
   of a file's depth columns gets a warning line, and OUT/summary.csv lists them all.
 
   Args:
-    layouts: {absolute path: make_layout kwargs} from a manifest: each file its own layout (a
-      file missing from it fails); None: `kw` (a layout or the shortcuts) for every file.
+    manifest: `layouts.read_manifest`'s {(absolute path, 1-based page or None): make_layout
+      kwargs}: each file (or TIFF page) its own layout (one missing from it fails); None: `kw`
+      (a layout or the shortcuts) for every file.
 
   Returns (outputs per good scan, [(path, message)] per failed file).
   """
@@ -381,11 +395,13 @@ def run(seg, inputs, out_dir, *, log=None, min_coverage=0.5, layouts=None, **kw)
     label = path if page is None else f"{path} (page {page + 1})"
     try:
       args = dict(kw)
-      if layouts is not None:
-        if os.path.abspath(path) not in layouts:
-          raise ValueError("not listed in the manifest; add a row for it")
+      if manifest is not None:
+        given = layouts.manifest_layout(manifest, path, None if page is None else page + 1)
+        if given is None:
+          raise ValueError("not listed in the manifest; add a row for it"
+                           f"{'' if page is None else ' (or for this page)'}")
         args = {k: v for k, v in kw.items() if k in _RUN_ARGS}
-        args["layout"] = layouts[os.path.abspath(path)]
+        args["layout"] = given
       done.append(digitize_file(seg, path, out_dir, name=name, page=page, **args))
     except (ValueError, OSError, MemoryError) as e:
       failed.append((label, str(e)))
@@ -393,6 +409,8 @@ def run(seg, inputs, out_dir, *, log=None, min_coverage=0.5, layouts=None, **kw)
       continue
     if done[-1]["found"]:
       log(f"{label}: {done[-1]['found']}")
+    if done[-1]["sizing"]:
+      log(f"{label}: {done[-1]['sizing']}")
     for warning in done[-1]["warnings"]:
       log(f"warning: {label}: {warning}")
     for curve, share in output_files.low_coverage(done[-1], min_coverage):
@@ -422,8 +440,9 @@ def define_flags():
                       "axis, depth, tracks, per curve class, mnemonic, unit, scale. Replaces "
                       "--depth-axis, --track, --scale, --depth, --depth-unit, --curve-names, "
                       "--curve-units; with --manifest, the layout of rows without one.")
-  flags.DEFINE_string("manifest", None, "CSV with columns file, layout[, well]: per scan its "
-                      "layout file (paths relative to the CSV) and well name.")
+  flags.DEFINE_string("manifest", None, "CSV with columns file, layout[, well, page]: per "
+                      "scan its layout file (paths relative to the CSV) and well name; a page "
+                      "row (1-based) gives one page of a multi-page TIFF its own.")
   flags.DEFINE_multi_string("scale", [], "LEFT:RIGHT[:log] values at a track's left and right "
                             "edge: one for every curve, or one per curve in the order of "
                             "--curve-names (tracks x curves).")
@@ -526,7 +545,7 @@ def main(argv):
   provenance = {"checkpoint": os.path.abspath(_flag("checkpoint")),
                 "command": shlex.join(["python", "-m", "ssl_seg.predict", *sys.argv[1:]])}
   source = {"layout": layout} if shortcuts is None else shortcuts  # Shortcuts fit each scan.
-  done, failed = run(seg, inputs, out_dir, layouts=per_file, max_gap=_flag("max-gap"),
+  done, failed = run(seg, inputs, out_dir, manifest=per_file, max_gap=_flag("max-gap"),
                      cleanup=_flag("cleanup"), step=_flag("step"), provenance=provenance,
                      min_coverage=min_coverage, max_pixels=_flag("max-pixels"),
                      replot=_flag("replot"), find_tracks=find_tracks, **source)

@@ -51,25 +51,36 @@ def open_bands(path, page, max_pixels, depth_axis="auto", *, error):
   return Bands((h, w), read, rows)
 
 
-def margin_rows(seg, layout):
+def margin_rows(seg, layout, stroke=None):
   """Rows of context on each side of a band: the window overlap, in scan rows of the widest
-  track (a track is scaled so its width becomes the model's height)."""
+  track (a track is scaled so its width becomes `seg.target_height`: by default the model's
+  height; `stroke` is the scan's estimated stroke width, see `inference.scan_stroke`)."""
   widest = max(b - a for a, b in layout.tracks)
-  return math.ceil(seg.overlap * widest / seg.height) + 1
+  rows = seg.target_height(widest, stroke) if hasattr(seg, "target_height") else seg.height
+  return math.ceil(seg.overlap * widest / rows) + 1
+
+
+def stroke_sample(bands):
+  """uint8 [<= rows, W]: the band in the middle of a banded scan, whose full rows keep the
+  runs of ink `resolution.stroke_width` measures (the first band may hold only a header)."""
+  h, _ = bands.shape
+  y0 = max(0, (h - bands.rows) // 2)
+  return bands.read(y0, min(h, y0 + bands.rows))
 
 
 def band_starts(height, rows):
   return list(range(0, height, rows))
 
 
-def segment(seg, bands, layout, thumb_rows):
+def segment(seg, bands, layout, thumb_rows, stroke=None):
   """(class ids uint8 [H, W], uint8 thumbnail of at most `thumb_rows` rows) of a banded scan.
 
   `seg` is anything with `segment(image) -> mask` (the `inference.Segmenter`), run per track
-  of each band with `margin_rows` of context.
+  of each band with `margin_rows` of context. stroke: the scan's stroke width (px) for every
+  band, so all are scaled alike (`inference.scan_stroke` of `stroke_sample`).
   """
   h, w = bands.shape
-  margin = margin_rows(seg, layout) if hasattr(seg, "overlap") else 0
+  margin = margin_rows(seg, layout, stroke) if hasattr(seg, "overlap") else 0
   mask = np.zeros((h, w), np.uint8)
   t_rows = min(thumb_rows, h)
   t_w = max(1, round(w * t_rows / h))
@@ -78,7 +89,7 @@ def segment(seg, bands, layout, thumb_rows):
     y1 = min(y0 + bands.rows, h)
     r0, r1 = max(0, y0 - margin), min(h, y1 + margin)
     image = bands.read(r0, r1)
-    mask[y0:y1] = inference.segment_scan(seg, image, layout)[y0 - r0:y1 - r0]
+    mask[y0:y1] = inference.segment_scan(seg, image, layout, stroke)[y0 - r0:y1 - r0]
     # This band's share of the thumbnail: rows rounded on the running total, so they add up.
     n = round(y1 * t_rows / h) - round(y0 * t_rows / h)
     if n > 0:

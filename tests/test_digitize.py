@@ -79,6 +79,56 @@ def test_negative_wrap_and_the_main_scale_prior():
   assert (late.wrap == 0).all()
 
 
+def test_a_curve_straddling_the_edge_is_read_as_an_excursion_past_the_high_end():
+  # Half the window just below the top edge, half just past it (drawn at the bottom): the
+  # picture fits "around the right edge" and "around the left edge, wrapped backwards"
+  # equally; backup scales carry values past the high end, so the first is read.
+  pos = np.array([17, 18, 19, 21, 22, 23, 22, 21, 19, 18, 17, 18, 19, 21, 22, 23.0])
+  drawn = np.where(pos > 20, pos - 20, pos)
+  mask = _draw(21, [[int(20 - p)] for p in drawn])
+  np.testing.assert_allclose(digitize.trace(mask, 1).frac, pos / 20)
+  # On a reversed scale the high end is the left edge: the same ink reads one width lower.
+  np.testing.assert_allclose(digitize.trace(mask, 1, wrap_side=-1).frac, pos / 20 - 1)
+
+
+# 60 columns of a segmented Scorpio E1 render (track rows 0..59; per column the runs of curve1
+# as [start, end) rows): GAMN leaves the top edge at column 18, is drawn wrapped at the bottom,
+# and comes back down through the top edge at column 40/41. Column 40 keeps the crossing's
+# ink at the top edge (rows 0-3) but the segmenter lost its half at the bottom edge.
+_LOST_CROSSING = [
+    [(5, 8)], [(5, 7)], [(1, 7)], [(0, 5)], [(3, 14)], [(12, 16)], [(8, 14)], [(5, 9)],
+    [(2, 7)], [(0, 3)], [(0, 13)], [(11, 21)], [(4, 13)], [(4, 7)], [(6, 8)], [(6, 9)],
+    [(7, 12)], [(4, 14)], [(0, 5), (12, 13), (45, 60)], [(35, 46)], [(41, 54)], [(53, 60)],
+    [(48, 57)], [(42, 49)], [(41, 44)], [(41, 44)], [(43, 46)], [(40, 46)], [(37, 42)],
+    [(40, 44)], [(36, 41)], [(36, 40)], [(39, 44)], [(38, 43)], [(33, 39)], [(31, 34)],
+    [(31, 33)], [(15, 16), (31, 37)], [(36, 41)], [(40, 44)], [(0, 3), (43, 48)], [(2, 17)],
+    [(9, 14)], [(8, 11)], [(9, 16)], [(14, 21)], [(20, 23)], [(20, 22)], [(20, 22)],
+    [(21, 25)], [(21, 25)], [(16, 22)], [(11, 17)], [(9, 13)], [(8, 15)], [(9, 10), (14, 22)],
+    [(15, 21)], [(12, 18)], [(17, 23)], [(21, 23)]]
+
+
+def test_a_crossing_whose_ink_on_one_side_was_lost_still_unwraps():
+  mask = _draw(60, [[r for a, b in runs for r in range(a, b)] for runs in _LOST_CROSSING])
+  tr = digitize.trace(mask, 1)
+  # The source read 0.66-1.05 before column 18, 1.01-1.46 to column 40, 0.6-0.86 after.
+  np.testing.assert_array_equal(tr.wrap, [0] * 18 + [1] * 23 + [0] * 19)
+
+
+def test_a_spike_reads_its_peak_also_when_dashed():
+  ys = np.full(21, 30.0)
+  ys[10] = 6.0  # One sample far up: the ink in column 10 runs from row 18 up to row 6.
+  mask = _line(41, ys, 2)
+  centre = (mask[:, 10] > 0).nonzero()[0].mean()
+  assert abs(centre - 6) > 5  # The run's centre is far from the sample...
+  assert abs(digitize.trace(mask, 2).px[10] - 6) <= 0.5  # ...its far end is the sample.
+  mask[10:13, 10] = 0  # A dash gap halfway up the spike.
+  assert abs(digitize.trace(mask, 2).px[10] - 6) <= 0.5
+  # A solid curve has no dash gaps: pieces of its class in one column are not joined.
+  solid = np.where(mask > 0, 1, 0).astype(np.uint8)
+  assert digitize.trace(solid, 1).px[10] > 12
+  assert abs(digitize.trace(solid, 1, dash_gap=0.1).px[10] - 6) <= 0.5
+
+
 def test_scale_parsing_and_values():
   lin = digitize.Scale.parse("0:150")
   np.testing.assert_allclose(lin.values([0, 0.5, 1.2]), [0, 75, 180])

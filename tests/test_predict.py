@@ -499,9 +499,9 @@ def test_manifest_gives_each_file_its_layout_and_well_and_summary_lists_all(seg,
                                           "tracks": [{"curves": [{"class": 1, "mnemonic": "GR",
                                                                   "left": 0, "right": 150}]}]}))
   (scans / "m.csv").write_text("file,layout,well\na.png,la.json,WELL A\nb.png,lb.json,\n")
-  per_file = layouts.read_manifest(scans / "m.csv")
+  manifest = layouts.read_manifest(scans / "m.csv")
   done, failed = predict.run(seg, scan_io.list_scans(scans), str(tmp_path / "out"),
-                             layouts=per_file, log=lambda m: None)
+                             manifest=manifest, log=lambda m: None)
   assert [os.path.basename(p) for p, _ in failed] == ["c.png"]
   assert "not listed in the manifest" in failed[0][1]
   wells = {os.path.basename(o["input"]): lasio.read(o["las"]) for o in done}
@@ -533,6 +533,41 @@ def test_each_page_of_a_multipage_tiff_is_a_scan(seg, tmp_path):
   assert [(r["name"], r["page"]) for r in rows] == [("log_p1", "1"), ("log_p2", "2")]
 
 
+def test_manifest_page_rows_give_each_tiff_page_its_own_layout(seg, tmp_path):
+  pages = [Image.fromarray(_scan(s, 40, w)) for s, w in ((1, 90), (2, 70))]
+  pages[0].save(tmp_path / "log.tif", save_all=True, append_images=pages[1:])
+  _portrait(tmp_path, "a.png", 1)
+  for name, first in (("l1.json", 1000.0), ("l2.json", 2000.0)):
+    (tmp_path / name).write_text(json.dumps({
+        "depth": {"unit": "FT", "first": first, "last": first + 60},
+        "tracks": [{"curves": [{"class": 1, "mnemonic": "GR", "left": 0, "right": 150}]}]}))
+  (tmp_path / "m.csv").write_text("file,page,layout,well\nlog.tif,1,l1.json,W1\n"
+                                  "log.tif,2,l2.json,W2\n")
+  manifest = layouts.read_manifest(tmp_path / "m.csv")
+  done, failed = predict.run(seg, [str(tmp_path / "log.tif")], str(tmp_path / "out"),
+                             manifest=manifest, log=lambda m: None)
+  assert not failed and [o["name"] for o in done] == ["log_p1", "log_p2"]
+  las = [lasio.read(o["las"]) for o in done]
+  assert [x.well["STRT"].value for x in las] == [1000.0, 2000.0]  # Not page 1's twice.
+  assert [x.well["WELL"].value for x in las] == ["W1", "W2"]
+  # A page row wins over the file's row, which serves the other pages.
+  (tmp_path / "m2.csv").write_text("file,layout,page\nlog.tif,l1.json,\nlog.tif,l2.json,2\n")
+  manifest = layouts.read_manifest(tmp_path / "m2.csv")
+  tif = str(tmp_path / "log.tif")
+  assert [layouts.manifest_layout(manifest, tif, k)["depth"] for k in (1, 2)] == [
+      (1000.0, 1060.0), (2000.0, 2060.0)]
+  for text, match in (
+      ("log.tif,3,l1.json\n", r"m3.csv, line 2: page 3: log.tif has only 2 pages"),
+      ("log.tif,1,l1.json\nlog.tif,,l1.json\nlog.tif,1,l2.json\n",
+       r"m3.csv, line 4: log.tif page 1 is listed twice"),
+      ("a.png,1,l1.json\n", r"m3.csv, line 2: page 1: a.png has one page; leave the page cell "
+                           "empty"),
+      ("log.tif,0,l1.json\n", r"line 2: page '0': expected a page number")):
+    (tmp_path / "m3.csv").write_text("file,page,layout\n" + text)
+    with pytest.raises(ValueError, match=match):
+      layouts.read_manifest(tmp_path / "m3.csv")
+
+
 def test_a_blank_page_is_no_curve_in_the_summary(blind_stage_dir, tmp_path):
   Image.fromarray(np.full((40, 90), 255, np.uint8)).save(tmp_path / "blank.png")
   blind = inference.load(blind_stage_dir, window=64, overlap=16, batch_size=2)
@@ -546,9 +581,10 @@ def test_a_blank_page_is_no_curve_in_the_summary(blind_stage_dir, tmp_path):
 
 @pytest.mark.parametrize("module,needed", [
     ("predict", ["--track", "--[no]track-detect", "--depth-axis", "--window", "--max-gap",
-                 "--layout", "--manifest", "--step", "--scale", "--curve-units", "--max-pixels"]),
+                 "--layout", "--manifest", "--step", "--scale", "--curve-units", "--max-pixels",
+                 "--resolution", "--px-per-stroke", "--target-height"]),
     ("evaluate", ["--track", "--[no]track-detect", "--depth-axis", "--window", "--max-gap",
-                  "--las"]),
+                  "--las", "--resolution", "--px-per-stroke", "--target-height"]),
     ("render_las", ["--las", "--curves", "--min-width"])])
 def test_help_lists_every_flag_a_user_needs(module, needed):
   proc = subprocess.run([sys.executable, "-m", f"ssl_seg.{module}", "--help"],

@@ -1,13 +1,16 @@
 """A team's own scans as training data (data/scan_folders.py, configs/welllog_files.py)."""
 
+import csv
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from configs import welllog_files
-from ssl_seg import main, metrics, scan_io
+from ssl_seg import archive, config_utils, inference, layouts, main, metrics, scan_io
 from ssl_seg.data import natural, scan_folders, sources, welllogs
 
 
@@ -147,3 +150,124 @@ def test_a_mask_tiff_with_another_page_count_skips_each_page_with_one_line(tmp_p
   assert f"skipped {tmp_path / 'well.tif'} (page 1)" in printed
   assert "has 1 page(s) but scan" in printed
   assert "1 of 2 scan(s) (TIFF pages counted each) skipped" in printed
+
+
+# An archive as `render_las --archive` writes it: every scan two-track, half of them portrait,
+# the last a 2-page TIFF; each scan (page) has its own layout file in manifest.csv.
+LAS = [os.path.join(os.path.dirname(welllogs.__file__), "las_samples", name)
+       for name in ("totem9_gr_dtmn.las", "scorpio_e1_6038187.las")]
+
+
+@pytest.fixture(scope="module")
+def mixed_archive(tmp_path_factory):
+  root = tmp_path_factory.mktemp("archive")
+  archive.render_archive(LAS, None, 4, str(root), height=64, min_width=160, max_width=240,
+                         portrait_fraction=0.5, two_track_fraction=1.0, tiff_pages=2)
+  return root
+
+
+def _truth(root):
+  """[(layout, true mask, track curves' classes)] per track of every scan page, in the order
+  load_logs reads them, from the archive's own layout files (not through the manifest)."""
+  rows = {}
+  with open(root / "manifest.csv", newline="") as f:
+    for row in csv.DictReader(f):
+      rows[(row["file"], row["page"])] = row
+  out = []
+  for path in scan_io.list_scans(root / "scans"):
+    pages = scan_io.page_count(path)
+    for k in range(pages):
+      row = rows[(f"scans/{os.path.basename(path)}", str(k + 1) if pages > 1 else "")]
+      kw = layouts.load(root / row["layout"])
+      image = scan_io.read_image(path, page=None if pages == 1 else k)
+      name = os.path.splitext(os.path.basename(row["layout"]))[0]
+      mask = scan_io.read_mask(root / "masks" / f"{name}_mask.png", 3)
+      layout = inference.make_layout(image.shape, **kw)
+      for t in range(len(layout.tracks)):
+        out.append((layout, t, mask, {c.class_id for c in kw["curves"][t]}))
+  return out
+
+
+def test_a_manifest_cuts_each_scan_and_page_into_its_own_tracks(mixed_archive, capsys):
+  root = mixed_archive
+  paths = scan_io.list_scans(root / "scans")
+  manifest = scan_folders.read_manifests([str(root / "manifest.csv")])
+  truth = _truth(root)
+  # Both orientations are in the archive, and every scan (page) has two tracks.
+  assert {layout.vertical for layout, *_ in truth} == {True, False}
+  assert len(truth) == 2 * 5
+  logs = scan_folders.load_logs(paths, str(root / "masks"), height=64, manifest=manifest)
+  assert "not in the manifest" not in capsys.readouterr().out
+  assert len(logs) == len(truth)  # One log per track of each scan and TIFF page.
+  for log, (layout, t, mask, classes) in zip(logs, truth):
+    assert log["image"].shape == log["seg"].shape and log["image"].shape[0] == 64
+    # The track's own curves, none of the other track's: the mask was cut by the same spans.
+    present = {k for k in (1, 2) if (log["seg"] == k).sum() > 0}
+    assert present == classes
+    a, b = layout.tracks[t]
+    part = np.rot90(mask[:, a:b], 1) if layout.vertical else mask[a:b]
+    _, want = scan_folders.scale_to_height(np.zeros(part.shape, np.uint8), part, 64)
+    np.testing.assert_array_equal(log["seg"], want)
+  # Without the manifest: one log per scan (page), both tracks squashed into 64 rows.
+  plain = scan_folders.load_logs(paths, str(root / "masks"), height=64)
+  assert len(plain) == 5 and {log["image"].shape[0] for log in plain} == {64}
+
+
+def test_scans_missing_from_the_manifest_take_the_folder_wide_settings(mixed_archive, tmp_path,
+                                                                      capsys):
+  root = mixed_archive
+  with open(root / "manifest.csv", newline="") as f:
+    rows = list(csv.DictReader(f))
+  kept = [r for r in rows if r["page"] != "2" and not r["file"].startswith("scans/totem")]
+  with open(tmp_path / "manifest.csv", "w", newline="") as f:
+    writer = csv.DictWriter(f, list(rows[0]))
+    writer.writeheader()
+    writer.writerows({**r, "file": f"{root}/{r['file']}", "layout": f"{root}/{r['layout']}"}
+                     for r in kept)
+  manifest = scan_folders.read_manifests(str(tmp_path / "manifest.csv"))
+  logs = scan_folders.load_logs(scan_io.list_scans(root / "scans"), str(root / "masks"),
+                                height=64, manifest=manifest, what="train scans")
+  printed = capsys.readouterr().out
+  missing = 5 - len(kept)
+  assert (f"train scans: {missing} of 5 scan(s) (TIFF pages counted each) not in the manifest, "
+          "cut by the folder-wide settings (depth_axis=auto, one track)") in printed
+  assert len(logs) == 2 * len(kept) + missing
+
+
+def test_bad_manifests_fail_config_validation_naming_the_field(mixed_archive, tmp_path):
+  cfg = welllog_files.get_config(f"images={mixed_archive / 'scans'},masks={mixed_archive}/masks,"
+                                 f"manifest={tmp_path / 'missing.csv'}")
+  with pytest.raises(config_utils.ConfigError, match=r"config\.stages\.pretrain\.data\."
+                     r"manifest: manifest not found: .*missing\.csv"):
+    config_utils.validate(cfg)
+  # The same scan in two manifests: which layout wins would be a guess.
+  both = f"{mixed_archive / 'manifest.csv'};{mixed_archive / 'manifest.csv'}"
+  cfg = welllog_files.get_config(f"images={mixed_archive / 'scans'},manifest={both}")
+  with pytest.raises(config_utils.ConfigError, match="is also listed in"):
+    config_utils.validate(cfg)
+
+
+def test_a_missing_manifest_is_one_error_line_and_exit_2_on_the_command_line(tmp_path):
+  (tmp_path / "scans").mkdir()
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run(
+      [sys.executable, "-m", "ssl_seg.main", f"--config=configs/welllog_files.py:images="
+       f"{tmp_path / 'scans'},masks={tmp_path},manifest=missing.csv",
+       f"--workdir={tmp_path / 'run'}"], cwd=root, capture_output=True, text=True,
+      env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=120)
+  assert proc.returncode == 2, proc.stderr
+  lines = proc.stderr.strip().splitlines()
+  assert lines == ["error: config.stages.pretrain.data.manifest: manifest not found: "
+                   "missing.csv"], proc.stderr
+
+
+def test_welllog_files_trains_on_a_mixed_archive_through_its_manifest(mixed_archive, tmp_path):
+  root = mixed_archive
+  args = dict(images=root / "scans", masks=root / "masks", manifest=root / "manifest.csv",
+              num_eval=1, height=64, variant="tiny", crop=64, batch=2, pretrain_steps=2,
+              synthetic_steps=0, finetune_steps=2)
+  cfg = welllog_files.get_config(",".join(f"{k}={v}" for k, v in args.items()))
+  data = sources.stage_data(cfg.stages.finetune_cold)
+  assert {data.train[i]["image"].shape for i in range(2)} == {(2, 64, 64, 1)}
+  results = main.run(cfg, str(tmp_path / "run"), only=["finetune_cold"], log=lambda _: None)
+  assert "f1/curve1" in results["finetune_cold"]

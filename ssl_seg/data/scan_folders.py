@@ -6,6 +6,13 @@ uses, and every track is scaled, keeping its aspect ratio, to the training heigh
 (file, track). The logs then go through the same pipeline as rendered ones (fixed-width random
 windows for training, whole logs in width buckets for evaluation).
 
+The layout is the folder-wide `depth_axis` / `tracks`, or, with `data.manifest` (one or more
+predict manifests, `ssl_seg.layouts`), each scan's (or TIFF page's) own: its row's layout
+file gives the depth axis and the track spans, read by `layouts.read_manifest` and built by
+`inference.make_layout` as predict builds them, so a folder may mix portrait and landscape,
+one and two tracks. Scans the manifest does not list keep the folder-wide settings (one line
+counts them); a row with an empty layout cell takes them too.
+
 Every page of a multi-page TIFF is a scan of its own, read by the same `scan_io.read_image`
 as predict reads it. Masks (class ids 0 / 1 / 2, same size as the scan) are matched by file
 stem as `evaluate` matches them (`NAME_mask.png` or `NAME.png`); page k (1-based) of a
@@ -33,6 +40,11 @@ def _layout_module():
   # inference imports jax and the task registry; importing it lazily keeps data loading light.
   from ssl_seg import inference
   return inference
+
+
+def _layouts_module():
+  from ssl_seg import layouts  # Imports inference: lazily, as above.
+  return layouts
 
 
 def scale_to_height(image, mask, height):
@@ -73,10 +85,9 @@ def read_page_mask(masks_dir, path, page, pages, num_classes):
   return scan_io.read_mask(tiff, num_classes, page=page)
 
 
-def _file_logs(path, masks_dir, *, height, depth_axis, tracks, num_classes, page=None,
-               pages=1):
+def _file_logs(path, masks_dir, *, height, layout, num_classes, page=None, pages=1):
   """The logs (one per track) of one scan (a page of a multi-page TIFF: `page`, 0-based, of
-  `pages`), as dicts of uint8 arrays."""
+  `pages`), as dicts of uint8 arrays; `layout`: `inference.make_layout` kwargs."""
   image = scan_io.read_image(path, page=page)
   mask = None
   if masks_dir:
@@ -84,7 +95,7 @@ def _file_logs(path, masks_dir, *, height, depth_axis, tracks, num_classes, page
     if mask.shape != image.shape:
       raise ValueError(f"mask of {_label(path, page)} is {mask.shape[1]}x{mask.shape[0]} px but "
                        f"the scan is {image.shape[1]}x{image.shape[0]}")
-  layout = _layout_module().make_layout(image.shape, depth_axis, tracks)
+  layout = _layout_module().make_layout(image.shape, **layout)
   logs = []
   for t in range(len(layout.tracks)):
     part = np.ascontiguousarray(layout.crop(image, t))
@@ -99,19 +110,33 @@ def _label(path, page):
 
 
 def load_logs(paths, masks_dir, *, height, depth_axis="auto", tracks=(), num_classes=3,
-              what="scans"):
+              what="scans", manifest=None):
   """Logs of every readable scan in `paths` (each page of a multi-page TIFF one scan); bad
-  files or pages are skipped with one line each."""
+  files or pages are skipped with one line each.
+
+  Args:
+    manifest: `read_manifests`' {(absolute path, 1-based page or None): make_layout kwargs},
+      each scan's (or page's) own layout; scans it does not list, and every scan without it,
+      take `depth_axis` / `tracks`.
+  """
   jobs = []
   for path in paths:
     pages = scan_io.page_count(path)
     jobs.extend((path, None if pages == 1 else k, pages) for k in range(pages))
   unit = "file(s)" if len(jobs) == len(paths) else "scan(s) (TIFF pages counted each)"
-  logs, skipped = [], 0
+  folder_wide = {"depth_axis": depth_axis, "tracks": tuple(tracks)}
+  logs, skipped, unlisted = [], 0, 0
   for path, page, pages in tqdm(jobs, desc=f"reading {what}", leave=False):
+    layout = folder_wide
+    if manifest is not None:
+      layout = _layouts_module().manifest_layout(manifest, path,
+                                                 None if page is None else page + 1)
+      if layout is None:
+        unlisted += 1
+        layout = folder_wide
     try:
-      logs.extend(_file_logs(path, masks_dir, height=height, depth_axis=depth_axis,
-                             tracks=tracks, num_classes=num_classes, page=page, pages=pages))
+      logs.extend(_file_logs(path, masks_dir, height=height, layout=layout,
+                             num_classes=num_classes, page=page, pages=pages))
     except (ValueError, FileNotFoundError) as e:
       skipped += 1
       logging.warning("skipped %s: %s", _label(path, page), e)
@@ -121,7 +146,28 @@ def load_logs(paths, masks_dir, *, height, depth_axis="auto", tracks=(), num_cla
                             f"({skipped} skipped, see the lines above)")
   if skipped:
     print(f"{what}: {skipped} of {len(jobs)} {unit} skipped")
+  if unlisted:
+    spans = f"tracks={';'.join(map(str, tracks))}" if tracks else "one track"
+    print(f"{what}: {unlisted} of {len(jobs)} {unit} not in the manifest, cut by the "
+          f"folder-wide settings (depth_axis={depth_axis}, {spans})")
   return logs
+
+
+def read_manifests(paths, *, depth_axis="auto", tracks=()):
+  """`layouts.read_manifest` of each CSV in `paths`, merged: {(absolute scan path, 1-based page
+  or None): make_layout kwargs}; rows with an empty layout cell take `depth_axis` / `tracks`.
+  A scan (or page) listed in two of them is an error: which layout wins would be a guess."""
+  layouts = _layouts_module()
+  out, source = {}, {}
+  for path in [paths] if isinstance(paths, str) else paths:
+    for key, kw in layouts.read_manifest(path, default={"depth_axis": depth_axis,
+                                                        "tracks": tuple(tracks)}).items():
+      if key in out:
+        page = "" if key[1] is None else f" page {key[1]}"
+        raise ValueError(f"manifest {path}: {key[0]}{page} is also listed in {source[key]}; "
+                         "list each scan in one manifest")
+      out[key], source[key] = kw, path
+  return out
 
 
 def split_files(paths, num_eval, seed):
@@ -151,7 +197,11 @@ def build_source(data, split, keys, num_classes=3):
   else:
     train, held = split_files(scan_io.list_scans(data.images), data.num_eval, data.seed)
     files, masks = (train if split == "train" else held), data.masks
+  manifest = None
+  if data.get("manifest"):  # config_utils.validate read it once already: errors come early.
+    manifest = read_manifests(data.manifest, depth_axis=data.depth_axis,
+                              tracks=tuple(data.tracks))
   logs = load_logs(files, masks if labeled else "", height=data.height,
                    depth_axis=data.depth_axis, tracks=tuple(data.tracks),
-                   num_classes=num_classes, what=f"{split} scans")
+                   num_classes=num_classes, what=f"{split} scans", manifest=manifest)
   return [{k: log[k] for k in keys} for log in logs]
