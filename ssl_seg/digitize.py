@@ -27,9 +27,10 @@ Wrap-around. Real logs draw a value that runs past the track's edge from the opp
         value 20 % past the right edge reads 1.2 and converts to right + 0.2 (right - left).
 A link between columns may cross an edge when the earlier position lay in the band along that
 edge, or its column holds ink in the band along the other edge (the other half of a crossing,
-where the segmenter lost this half); the decoder takes whichever crossing, or none, is cheaper. Counts are relative within a
-session (a run of linked columns): nothing in the picture tells whether a curve entered the
-window already wrapped, or how far it wrapped while absent. Each session's counts are therefore
+where the segmenter lost this half); the decoder takes whichever crossing, or none, is
+cheaper. Counts are relative within a session (a run of linked columns): nothing in the
+picture tells whether a curve entered the window already wrapped, or how far it wrapped while
+absent. Each session's counts are therefore
 shifted so that its most common count is 0: a curve is taken to spend most of its length on its
 main scale, as backup scales are drawn for excursions. Where two counts are both common (each
 on at least 35 % of the session: a curve straddling an edge), the one on the low-value side is
@@ -40,10 +41,12 @@ shows only an excursion reads one track width off.
 Where in a run the sample is. A column's ink runs from halfway to the previous sample, through
 its own, to halfway to the next (a plotted polyline), so the run's centre is the sample except
 where the curve turns: at a peak or trough the sample is the run's far end (less half a
-stroke). Runs of one column of the dashed class closer than a tenth of the track
-(`dash_gap`), or of any class with only the other curve's ink between them, are joined first: a steep stretch of a dashed curve, or one
+stroke). To find that end, the chosen run is first joined with the other pieces of its
+stretch in its column: runs of the dashed class closer than a tenth of the track (`dash_gap`),
+or of any class with only the other curve's ink between them (a steep dashed stretch, or one
 crossed by the other curve, is one stretch of ink per column, and reading one piece of it
-cuts a spike short.
+cuts a spike short). The join places the sample only; the decoding above sees the runs as
+drawn.
 
 Gaps. Columns without ink stay empty (NaN; NULL in LAS, an empty cell in CSV). Gaps of at most
 `max_gap` columns inside a session (dashes, broken ink, the other curve drawn over this one at
@@ -78,6 +81,10 @@ _BEND_COST = 0.5  # Off the straight-ahead extrapolation: at an X the straight b
 _RESTART_COST = 4.0  # On top, for a new session where a link was possible: a blob in a gap
 # must span over 2 x 4.5 columns to be worth leaving the curve for and coming back to it.
 _FREE_SLOPE = 1.0  # Px per column a curve may drift across a gap without cost (45 degrees).
+
+DASHED_CLASSES = (2,)  # The model's curve2 is the dashed or dotted line (see the renderer).
+_STEEP_ROWS = 3  # A dash piece at least this tall is part of a steep stretch.
+_BACKUP_SHARE = 0.35  # A wrap count this common may be the main scale (see `_main_scale`).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -420,11 +427,6 @@ def _decode(cols, lo, hi, pos, near_top, near_bottom, length, max_gap):
     wrap[t] = wrap[t - 1] + dwrap[i] if linked[i] else 0
     session[t] = session[t - 1] + (not linked[i])
   return np.asarray(path, np.int64), wrap, session
-
-
-DASHED_CLASSES = (2,)  # The model's curve2 is the dashed or dotted line (see the renderer).
-_STEEP_ROWS = 3  # A dash piece at least this tall is part of a steep stretch.
-_BACKUP_SHARE = 0.35  # A wrap count this common may be the main scale (see `_main_scale`).
 
 
 def _main_scale(out, session, wrap_side=1):

@@ -15,7 +15,7 @@ from ssl_seg.data import natural, scan_folders, sources, welllogs
 
 
 def _write_archive(root, n=5, *, height=64, portrait=(1,)):
-  """n rendered logs as scan PNGs + masks; the logs in `portrait` stored with depth down the page."""
+  """n rendered logs as scan PNGs + masks; the logs in `portrait` stored depth down the page."""
   scans, masks = root / "scans", root / "masks"
   scans.mkdir(parents=True)
   masks.mkdir()

@@ -17,12 +17,14 @@ Every page of a multi-page TIFF is a scan of its own, read by the same `scan_io.
 as predict reads it. Masks (class ids 0 / 1 / 2, same size as the scan) are matched by file
 stem as `evaluate` matches them (`NAME_mask.png` or `NAME.png`); page k (1-based) of a
 multi-page NAME.tif takes `NAME_pk_mask.png` (or `NAME_pk.png`), else page k of a mask TIFF
-`NAME_mask.tif` with as many pages (a single-page scan may use such a TIFF too). Scaling a 1-px curve down by box filtering would
-blur it below any threshold, so a mask is scaled per class with "any of the box" and curve2
-painted last (the renderer's rule for overlaps): thin curves stay connected.
+`NAME_mask.tif` with as many pages (a single-page scan may use such a TIFF too). Scaling a
+1-px curve down by box filtering would blur it below any threshold, so a mask is scaled per
+class with "any of the box" and curve2 painted last (the renderer's rule for overlaps): thin
+curves stay connected.
 
 A file (or page) that cannot be read, or whose mask is missing or does not fit, is skipped with
-one line naming it; a folder that yields no log at all is an error.
+one line naming it; a folder that yields no log at all is an error. A colour scan is read as
+grayscale, as predict reads it, with one line naming it: the models train on grayscale.
 """
 
 import os
@@ -141,6 +143,10 @@ def load_logs(paths, masks_dir, *, height, depth_axis="auto", tracks=(), num_cla
       skipped += 1
       logging.warning("skipped %s: %s", _label(path, page), e)
       print(f"warning: skipped {_label(path, page)}: {e}")
+    else:
+      if scan_io.is_colour(path, page):
+        print(f"{_label(path, page)}: colour scan read as grayscale (the model trains on "
+              "grayscale)")
   if not logs:
     raise natural.DataError(f"{what}: none of the {len(jobs)} {unit} could be used "
                             f"({skipped} skipped, see the lines above)")

@@ -3,10 +3,11 @@
 Logs are long and vary in width, so batches are padded on the right. Given `valid` [B, H, W]
 the model is padding-exact: the conv stages have no norm by default (`norm="none"`; the option
 `"layer"` is a per-pixel LayerNorm over channels, as in checkpoints made before 2026-12; batch
-or group statistics would mix padding in), features are zeroed outside the valid region after every conv
-(a coarse cell is valid when any of its pixels is), and padded bottleneck tokens are masked out
-of attention as keys. Outputs on valid pixels then depend neither on padded content nor on how
-much padding there is, and the output is zero on padded pixels. Without `valid` every pixel counts.
+or group statistics would mix padding in), features are zeroed outside the valid region after
+every conv (a coarse cell is valid when any of its pixels is), and padded bottleneck tokens are
+masked out of attention as keys. Outputs on valid pixels then depend neither on padded content
+nor on how much padding there is, and the output is zero on padded pixels. Without `valid`
+every pixel counts.
 
 Why no norm: on this CPU the per-pixel LayerNorms over 4-16 channels cost about a third of a
 train step, and an A/B on synthetic logs (README, "What we learnt") segmented no better with them.

@@ -3,8 +3,9 @@
 The scan is corrupted on device (hidden patches and column spans, noise, blur, ink dropout;
 `ssl_seg.data.corrupt`) and the net redraws the clean scan. Hidden pixels weigh `hidden_weight`
 more (filling a hole where a curve ran is what teaches the encoder what curves look like) and
-ink pixels `ink_weight` more (ink is rare, so unweighted L1 is won by drawing blank paper). Beside the model's loss we log `identity_loss`, the loss of a net that
-returns its corrupted input: a model that does not clearly beat it is copying, not learning.
+ink pixels `ink_weight` more (ink is rare, so unweighted L1 is won by drawing blank paper).
+Beside the model's loss we log `identity_loss`, the loss of a net that returns its corrupted
+input: a model that does not clearly beat it is copying, not learning.
 """
 
 import dataclasses

@@ -53,7 +53,8 @@ def make_task(stage):
     raise ValueError(f"class_weights has {len(class_weights)} entries for {num_classes} classes")
 
   def build_model(rngs):
-    return heads.LinearSegmenter(models.build_vit_encoder(stage.model, rngs), num_classes, rngs=rngs)
+    return heads.LinearSegmenter(models.build_vit_encoder(stage.model, rngs), num_classes,
+                                 rngs=rngs)
 
   def loss_fn(model, batch, key, train):
     k_geo, k_color, k_model = jax.random.split(key, 3)
