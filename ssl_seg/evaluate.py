@@ -6,11 +6,13 @@ r"""Score a curve segmenter on scans with known masks, and its digitized curves 
       [--resolution=height|stroke [--px-per-stroke=3] | --target-height=420]
 
 Masks are PNGs of class ids matched to images by file stem (NAME.png or NAME_mask.png).
+Images are read as predict reads them (`scan_io`), in grayscale: a colour one gets a line
+saying so.
 Segmentation metrics come from one confusion matrix summed over all files (`ssl_seg.metrics`).
 Only the tracks are segmented, as `ssl_seg.predict` does: those of --track, else with
 --track-detect those found from each scan's border lines (a line per file says what was
-found; `ssl_seg.tracks`), else the whole image. The rest of the image counts as predicted background,
-so curves drawn outside the tracks count as misses.
+found; `ssl_seg.tracks`), else the whole image. The rest of the image counts as predicted
+background, so curves drawn outside the tracks count as misses.
 With --las, a truth sidecar NAME.las per image (written by `ssl_seg.render_las`) gives the
 source values drawn in each pixel column and where each curve's scale sits; the curve extracted
 from the predicted mask (`ssl_seg.digitize`, within that curve's track rows) is converted to
@@ -102,6 +104,8 @@ def evaluate_files(seg, images, masks_dir, *, las_dir=None, depth_axis="auto", t
         raise ValueError(f"{pages} pages; evaluate reads one scan per file (its mask matched "
                          "by stem): save each page as its own file")
       image = scan_io.read_image(path, max_pixels)
+      if scan_io.is_colour(path):
+        log(f"{path}: {scan_io.COLOUR_NOTE}")
       truth = scan_io.read_mask(scan_io.find_mask(masks_dir, name), k, max_pixels)
       if truth.shape != image.shape:
         raise ValueError(f"mask is {truth.shape[0]} x {truth.shape[1]} but the image is "

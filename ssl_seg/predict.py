@@ -42,6 +42,9 @@ as it does for files that fail. A run that found no curve at all says so instead
 files digitized.
 
 Every page of a multi-page TIFF is a scan of its own, written as NAME_p1, NAME_p2, ...
+The models are trained on grayscale, so every scan is read as grayscale (`scan_io`); a colour
+one gets a line saying so (`scan.png: colour scan read as grayscale (the model was trained on
+grayscale)`).
 Scans sharing a stem (a.png, a.tif) write a_png_* and a_tif_*; where such a name is still
 taken (a_png.png writes a_png_* too) the renamed scan is refused, never overwritten. A scan
 whose header claims more than --max-pixels is refused before it is decoded, unless it can be
@@ -226,7 +229,8 @@ def digitize_file(seg, path, out_dir, *, layout=None, name=None, page=None, step
 
   Outputs are named after `name` (default: the file's stem). Returns the paths written by
   kind ("mask", "overlay", "replot", "csv", "las"), plus "input" (`path`), "name", "page",
-  "tracks" (the spans used), "found" (what `find_tracks` found, a line for a person; None
+  "tracks" (the spans used), "colour" (whether the scan is stored in colour, read as
+  grayscale: `scan_io.is_colour`), "found" (what `find_tracks` found, a line for a person; None
   without it), "sizing" (with --resolution=stroke and no --px-per-stroke, the estimated stroke
   width and track heights, a line; else None), "coverage" and "confidence" ({CSV name of each
   curve: share of depth columns with a value, read or bridged / mean confidence there}) and
@@ -324,7 +328,7 @@ def digitize_file(seg, path, out_dir, *, layout=None, name=None, page=None, step
                              step, well=layout.well or name, source=source,
                              provenance=provenance or {})
   outputs.update(input=path, name=name, page=page, tracks=layout.tracks, found=found,
-                 sizing=sizing, warnings=warnings)
+                 sizing=sizing, warnings=warnings, colour=scan_io.is_colour(path, page))
   outputs["coverage"] = {s.name: digitize.coverage(s.trace) for s in series}
   outputs["confidence"] = {s.name: output_files.mean_confidence(s.trace) for s in series}
   return outputs
@@ -407,6 +411,8 @@ def run(seg, inputs, out_dir, *, log=None, min_coverage=0.5, manifest=None, **kw
       failed.append((label, str(e)))
       log(f"error: {label}: {e} (skipped)")
       continue
+    if done[-1]["colour"]:
+      log(f"{label}: {scan_io.COLOUR_NOTE}")
     if done[-1]["found"]:
       log(f"{label}: {done[-1]['found']}")
     if done[-1]["sizing"]:

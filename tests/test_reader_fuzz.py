@@ -11,6 +11,7 @@ import tempfile
 import zlib
 
 import numpy as np
+import tifffile
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
@@ -41,8 +42,18 @@ def _encoded(fmt, mode):
   return buf.getvalue()
 
 
+def _tifffile(a, **kw):
+  buf = io.BytesIO()
+  tifffile.imwrite(buf, a, **kw)
+  return buf.getvalue()
+
+
+_A = (np.arange(24 * 40).reshape(24, 40) % 251).astype(np.uint8)
 SAMPLES = [_encoded(f, m) for f in ("PNG", "TIFF") for m in ("L", "RGBA", "1", "I;16")
-           if not (f == "PNG" and m == "I;16")] + [_encoded("JPEG", "L")]
+           if not (f == "PNG" and m == "I;16")] + [_encoded("JPEG", "L")] + [
+    # BigTIFF, which Pillow reads; float64 and 16-bit gray + alpha, which only tifffile reads.
+    _tifffile(_A, bigtiff=True), _tifffile(_A.astype(np.float64), bigtiff=True),
+    _tifffile(np.stack([_A, _A], -1).astype(np.uint16), extrasamples=["unassalpha"])]
 
 
 def _max_rss_mb():
