@@ -45,7 +45,7 @@ from flax import nnx  # noqa: E402
 
 from benchmarks import output  # noqa: E402
 from configs import common, vit_paper, welllog_demo  # noqa: E402
-from ssl_seg import optim, state as state_lib, step as step_lib, tasks  # noqa: E402
+from ssl_seg import host_memory, optim, state as state_lib, step as step_lib, tasks  # noqa: E402
 from ssl_seg.data import buckets, synthetic, welllogs  # noqa: E402
 
 # benchmark task -> (model family, stage of the config it comes from).
@@ -93,6 +93,21 @@ def define_flags():
   flags.DEFINE_bool("quick", False, f"Run only {QUICK_CONFIGS} with {QUICK} (< 1 min on a "
                     "CPU); the list flags are ignored.")
   flags.DEFINE_string("out", None, "Write the JSON rows here.")
+  define_host_memory_flag()
+
+
+def define_host_memory_flag():
+  flags.DEFINE_enum("host_memory", "reuse", ["reuse", "system"],
+                    "reuse: glibc keeps the memory XLA frees for the next step, as ssl_seg.main "
+                    "sets it (ssl_seg/host_memory.py); system: glibc's defaults, under which "
+                    "every CPU step maps its temp buffer anew (page faults). Process-wide.")
+
+
+def apply_host_memory(fv):
+  """The --host_memory policy; call before JAX (or torch) starts any thread. Returns a word."""
+  if fv.host_memory == "reuse":
+    return "reuse" if host_memory.reuse_freed_memory() else "system (reuse unavailable)"
+  return "system"
 
 
 def make_stage(task, size, dtype):
@@ -320,6 +335,7 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   fv = flags.FLAGS
+  memory = apply_host_memory(fv)
   opts = {k: fv[k].value for k in QUICK}
   if fv.quick:
     opts.update({k: v for k, v in QUICK.items() if not fv[k].present})
@@ -331,7 +347,7 @@ def main(argv):
   device = jax.devices()[0]
   print(f"{len(configs)} configurations on {device.device_kind} ({device.platform}), "
         f"{opts['steps']} timed steps after {opts['warmup']} warm-up; logs "
-        f"{opts['log_height']} x {opts['log_width']}")
+        f"{opts['log_height']} x {opts['log_width']}; host memory {memory}")
   rows, peak_cache = [], {}
   for t, s, d, b in configs:
     try:

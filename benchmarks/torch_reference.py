@@ -88,6 +88,7 @@ def define_flags():
   flags.DEFINE_bool("interleave", True, "Time the rows round-robin, one step of each per round "
                     "(a shared machine's load then falls on all rows alike); false: row by row.")
   flags.DEFINE_string("out", None, "Write the JSON rows here.")
+  step_time.define_host_memory_flag()
 
 
 def import_torch():
@@ -486,6 +487,7 @@ def main(argv):
     print(f"error: {INSTALL_HINT}", file=sys.stderr)
     sys.exit(2)
   fv = flags.FLAGS
+  memory = step_time.apply_host_memory(fv)  # Before torch and JAX start their threads.
   rows_wanted = step_time._parse_list("rows", fv.rows, allowed=ROWS)
   models_wanted = step_time._parse_list("models", fv.models, allowed=MODELS)
   jax_dev = jax.devices()[0]
@@ -496,7 +498,8 @@ def main(argv):
   if fv.torch_threads:
     torch.set_num_threads(fv.torch_threads)
   print(f"CPU affinity: {len(os.sched_getaffinity(0))} of {os.cpu_count()} cores; torch "
-        f"{torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.1f}")
+        f"{torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.1f}; host memory "
+        f"{memory} (both frameworks)")
   rows = []
   for model_name in models_wanted:
     rows += run_model(torch, model_name, fv, rows_wanted, jax_dev, device)

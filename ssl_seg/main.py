@@ -16,7 +16,16 @@ from absl import app, flags, logging
 from jax.experimental import multihost_utils
 from ml_collections import config_flags
 
-from ssl_seg import checkpoint, config_utils, distributed, metrics, plots, profiling, train
+from ssl_seg import (
+  checkpoint,
+  config_utils,
+  distributed,
+  host_memory,
+  metrics,
+  plots,
+  profiling,
+  train,
+)
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
@@ -156,6 +165,8 @@ def _stage_of(line):
 
 def main(argv):
   del argv
+  # Before JAX starts its threads (they would keep their own malloc arenas): host_memory.py.
+  host_memory.reuse_freed_memory()
   # Orbax and grain log every save at INFO; a person wants the progress bars and tables.
   logging.set_verbosity(logging.WARNING)
   if _CACHE.value:
