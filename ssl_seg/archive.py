@@ -119,18 +119,6 @@ def load_source(path, curves, seed, index, p_wrap=0.4):
                 [re.sub(r"[\s:]+", "_", units.get(m.upper(), "")) for m in names], scales)
 
 
-def pick_windows(rng, source, width, pages=1):
-  """[(start, n)] consecutive windows of the source's samples, one per page."""
-  n = len(source.depth)
-  n_win = int(np.clip(round(width * np.exp(rng.uniform(np.log(0.25), np.log(4.0)))), 2,
-                      n // pages))
-  for _ in range(10):
-    start = int(rng.integers(0, n - pages * n_win + 1))
-    if np.isfinite(source.values[:, start:start + pages * n_win]).mean(axis=1).min() > 0.5:
-      break
-  return [(start + k * n_win, n_win) for k in range(pages)]
-
-
 @dataclasses.dataclass
 class Page:
   """One rendered scan (or TIFF page): pixels, truth and its layout file's JSON object."""
@@ -247,7 +235,7 @@ def render_archive(las_paths, curves, n, out_dir, *, seed=0, height=128, min_wid
     name = f"{scan_io.stem(source.path)}_{i:03d}"
     scan = f"scans/{name}{'.tif' if pages > 1 else '.png'}"
     images = []
-    for k, window in enumerate(pick_windows(rng, source, width, pages)):
+    for k, window in enumerate(render_las.depth_windows(rng, source.values, width, pages)):
       page = render_page([seed, i, 1], source, window, width=width, height=height,
                          two_tracks=bool(two[i]), portrait=bool(portrait[i]), style=style)
       out = name if pages == 1 else f"{name}_p{k + 1}"

@@ -36,11 +36,6 @@ from ssl_seg import config_utils, digitize, inference, las_io, layouts, scan_io
 CLASS_NAMES = ("background", "curve1", "curve2")  # INTERFACES.md's well-log classes.
 
 
-def _values(las, name):
-  v = np.asarray(las[name], np.float64)
-  return np.where(np.isclose(v, las_io.LAS_MISSING) | ~np.isfinite(v), np.nan, v)
-
-
 def _scan_layouts(archive_dir):
   """{truth name: the layout kwargs predict uses for that scan (or TIFF page)}, checked
   against the scan's own layout file (the truth's LAYOUT)."""
@@ -88,12 +83,12 @@ def score_scan(name, archive_dir, pred_dir, layout, status=""):
   rows = []
   for m, u, s in curves:
     row = {**base, "curve": m, "unit": u, "scale": "log" if s.log else "linear"}
-    t = las_io.resample(t_depth, _values(truth, m), depth)
+    t = las_io.resample(t_depth, las_io.curve_values(truth, m), depth)
     if m not in pred.keys():
       rows.append({**row, "status": status or "no curve", "r2": np.nan, "mae_track": np.nan,
                    "spread_track": np.nan, "coverage": 0.0, "samples": 0})
       continue
-    p = _values(pred, m)
+    p = las_io.curve_values(pred, m)
     known, both = np.isfinite(t), np.isfinite(t) & np.isfinite(p)
     width = abs(float(np.diff(s.axis([s.left, s.right]))[0]))  # One track width, axis units.
     ta, pa = s.axis(t[both]), s.axis(p[both])

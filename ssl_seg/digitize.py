@@ -112,6 +112,12 @@ class Scale:
       raise ValueError(f"scale {text!r}: LEFT and RIGHT must be numbers") from None
     return cls(left, right, len(parts) == 3 and parts[2] == "log")
 
+  @property
+  def wrap_side(self):
+    """`trace`'s wrap_side: backup scales carry values past the high end, which is the
+    right edge (1), or the left one (-1) on a reversed scale."""
+    return 1 if self.right > self.left else -1
+
   def values(self, frac):
     """Track positions (unwrapped) -> values; NaN stays NaN."""
     frac = np.asarray(frac, np.float64)

@@ -55,7 +55,7 @@ def curve_scores(mask, truth, max_gap=8, cleanup=True):
     if cleanup:
       track = digitize.cleanup_mask(track, (k,))
     tr = digitize.trace(track, k, top=0, bottom=bottom - top, max_gap=max_gap,
-                        wrap_side=1 if scale.right > scale.left else -1)
+                        wrap_side=scale.wrap_side)
     truth_axis = scale.axis(values)
     pred_axis = scale.axis(scale.values(tr.frac))
     inked = np.isfinite(truth_axis)

@@ -373,11 +373,9 @@ def trace_scan(mask, layout, class_names, max_gap=8, *, cleanup=True, probs=None
     if cleanup:
       m = digitize.cleanup_mask(m, [k for k, _ in curves])
     p = None if probs is None else layout.crop(probs, t)
-    # Backup scales carry values past the scale's high end: the left edge on a reversed one.
-    reversed_ = {c.class_id for c in (layout.curves[t] if layout.curves else ())
-                 if c.scale is not None and c.scale.left > c.scale.right}
-    out.append({name: digitize.trace(m, k, max_gap=max_gap, probs=p,
-                                     wrap_side=-1 if k in reversed_ else 1)
+    sides = {c.class_id: c.scale.wrap_side for c in (layout.curves[t] if layout.curves else ())
+             if c.scale is not None}
+    out.append({name: digitize.trace(m, k, max_gap=max_gap, probs=p, wrap_side=sides.get(k, 1))
                 for k, name in curves})
   return out
 

@@ -88,6 +88,12 @@ def regular_depth(first, last, step):
   return first + np.sign(last - first or 1.0) * step * np.arange(n)
 
 
+def curve_values(las, mnemonic):
+  """float64 [N] values of a curve of a `lasio.LASFile`, NaN where NULL or not finite."""
+  v = np.asarray(las[mnemonic], np.float64)
+  return np.where(np.isclose(v, LAS_MISSING) | ~np.isfinite(v), np.nan, v)
+
+
 def resample(depth, values, new_depth):
   """values [N] at `depth` [N] (monotonic) linearly at `new_depth`; NaN where either sample
   that brackets a new depth is NaN, or outside the old depth range."""

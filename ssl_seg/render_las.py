@@ -55,15 +55,24 @@ def _scale(rng, values, p_wrap):
   return digitize.Scale(*welllogs.random_scale(rng, lo, hi, p_wrap, wrap_floor=floor))
 
 
+def depth_windows(rng, values, width, pages=1):
+  """[(start, n)]: `pages` consecutive windows of a file's samples (values [C, n]) to draw
+  across `width` px, at 0.25-4 samples per column, where every curve has values on over half
+  the samples (10 tries, then the last)."""
+  n = values.shape[1]
+  n_win = int(np.clip(round(width * np.exp(rng.uniform(np.log(0.25), np.log(4.0)))), 2,
+                      n // pages))
+  for _ in range(10):
+    start = int(rng.integers(0, n - pages * n_win + 1))
+    if np.isfinite(values[:, start:start + pages * n_win]).mean(axis=1).min() > 0.5:
+      break
+  return [(start + k * n_win, n_win) for k in range(pages)]
+
+
 def render_one(rng, las, width, height, style):
   """(image, mask, depth [W], values [2, W] drawn in source units, scales, value_rows)."""
   depth, values, scales = las
-  n = len(depth)
-  n_win = int(np.clip(round(width * np.exp(rng.uniform(np.log(0.25), np.log(4.0)))), 2, n))
-  for _ in range(10):
-    start = int(rng.integers(0, n - n_win + 1))
-    if np.isfinite(values[:, start:start + n_win]).mean(axis=1).min() > 0.5:
-      break
+  [(start, n_win)] = depth_windows(rng, values, width)
   top, bottom = depth[start], depth[start + n_win - 1]
   cols = welllogs.resample_to_width(depth, values, width, top=top, bottom=bottom)
   track = np.stack([welllogs.las_to_track(v, left=s.left, right=s.right, log=s.log)
@@ -122,9 +131,7 @@ def read_truth(path):
     if name not in las.keys():
       continue
     p = {key: las.params[f"C{k}{key}"].value for key in ("TOP", "BOT", "LEFT", "RIGHT", "LOG")}
-    v = np.asarray(las[name], np.float64)
-    v[np.isclose(v, las_io.LAS_MISSING)] = np.nan
-    out.values[k] = v
+    out.values[k] = las_io.curve_values(las, name)
     out.scales[k] = digitize.Scale(float(p["LEFT"]), float(p["RIGHT"]), bool(int(p["LOG"])))
     out.rows[k] = (int(p["TOP"]), int(p["BOT"]))
   if not out.values:
