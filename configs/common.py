@@ -3,7 +3,7 @@
 import ml_collections
 from ml_collections import config_dict
 
-from ssl_seg.models import vit
+from ssl_seg.models import curvenet, vit
 
 PET_CLASSES = ("pet", "background", "border")
 WELLLOG_CLASSES = ("background", "curve1", "curve2")
@@ -42,6 +42,18 @@ def vit_model(variant="paper", dropout=0.0, dtype="float32", img_size=None, **si
   fields.update(sizes)
   fields["img_size"] = size.img_size if img_size is None else img_size
   return ml_collections.ConfigDict(dict(name="vit", variant=variant, dropout=dropout,
+                                        dtype=dtype, **fields))
+
+
+def curvenet_model(variant="small", dropout=0.0, dtype="float32", **sizes):
+  """A CurveNet model config: `variant` names the architecture (`curvenet.VARIANTS`: tiny,
+  small, base); the size fields stay None (= the variant's) unless given here or as
+  --config....model.FIELD=V, which then overrides the variant (and the run logs it)."""
+  curvenet.decode_variant(variant)
+  defaults = curvenet.CurveNetSize()
+  fields = {k: config_dict.placeholder(type(getattr(defaults, k))) for k in curvenet.SIZE_FIELDS}
+  fields.update(sizes)
+  return ml_collections.ConfigDict(dict(name="curvenet", variant=variant, dropout=dropout,
                                         dtype=dtype, **fields))
 
 

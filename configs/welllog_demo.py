@@ -20,13 +20,6 @@ import ml_collections
 
 from configs import common
 from ssl_seg.data import corrupt
-from ssl_seg.models import curvenet
-
-
-def curvenet_model(variant, dropout=0.0, dtype="float32"):
-  size = dataclasses.asdict(curvenet.VARIANTS[variant])
-  return ml_collections.ConfigDict(dict(name="curvenet", variant=variant, dropout=dropout,
-                                        dtype=dtype, **size))
 
 
 def welllog_data(num_train, num_eval, *, seed, height=128, min_width=192, max_width=768):
@@ -74,7 +67,7 @@ def get_config(arg=None):
     return data
 
   pretrain = common.stage(
-      "denoise", model=curvenet_model(arg.variant),
+      "denoise", model=common.curvenet_model(arg.variant),
       data=fresh_data(steps(arg.pretrain_steps), seed=1),
       optim=common.optim(3e-3, weight_decay=1e-4, schedule="cosine", warmup_epochs=0.5,
                          clip_norm=1.0),
@@ -85,7 +78,7 @@ def get_config(arg=None):
   # 600-800-step runs (the net first calls all ink curve1); at 20 it did (README).
   def segmenter(data, epochs, init, lr):
     st = common.stage(
-        "curve_segment", model=curvenet_model(arg.variant), data=data,
+        "curve_segment", model=common.curvenet_model(arg.variant), data=data,
         optim=common.optim(lr, weight_decay=1e-4, schedule="cosine", warmup_epochs=0.5,
                            clip_norm=1.0),
         epochs=epochs, batch_size=arg.batch, init_from=init,

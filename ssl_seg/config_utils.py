@@ -7,22 +7,18 @@ import os
 import sys
 import time
 
+import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
 from ssl_seg import tasks
 
 NONFINITE_POLICIES = ("stop", "skip")
-MIN_LOG_WIDTH = 32  # CurveNet's stride: narrower logs have no bottleneck column.
 USAGE_EXIT_CODE = 2  # A bad flag or config value (README "When things go wrong").
-# The model family each task builds (its module calls models.build_vit_encoder or
-# models.build_curvenet); `model.name` must say the same, or it is a silent lie.
-TASK_MODELS = {"mim": "vit", "classify": "vit", "segment": "vit", "denoise": "curvenet",
-               "curve_segment": "curvenet"}
 # Model size fields where 0 means "derive it" (CurveNet's stem) or "none" (bottleneck layers).
 ZERO_OK = ("stem_width", "bottleneck_layers")
 # Tuple fields of numbers: an override that absl could not read as a tuple arrives as a string.
-NUMERIC_TUPLES = ("optim.decay_epochs", "model.widths", "augment.scale")
+NUMERIC_TUPLES = ("optim.decay_epochs", "model.widths", "model.logit_strides", "augment.scale")
 # Stage fields a resumed or repeated run may change: they change nothing it learns.
 RERUN_SAFE = ("data.workers", "checkpoint.keep", "checkpoint.every_steps", "log_every_steps")
 
@@ -129,121 +125,112 @@ def check_stages(config, only):
                       f"from {', '.join(config.stage_order)}")
 
 
-def _need(cond, field, msg):
+def need(cond, field, msg):
+  """Raises ConfigError 'config.FIELD: MSG' unless cond (task modules check their fields so)."""
   if not cond:
     raise ConfigError(f"config.{field}: {msg}")
 
 
 def validate(config):
   """Raises ConfigError naming the first bad field."""
-  _need(len(config.stage_order) > 0, "stage_order", "at least one stage is needed")
+  need(len(config.stage_order) > 0, "stage_order", "at least one stage is needed")
   seen = []
   for name in config.stage_order:
-    _need(name in config.stages, "stage_order", f"stage {name!r} is not defined in "
+    need(name in config.stages, "stage_order", f"stage {name!r} is not defined in "
           f"config.stages (defined: {sorted(config.stages)})")
     st, f = config.stages[name], f"stages.{name}"
-    _need(st.task in tasks.TASKS, f"{f}.task", f"unknown task {st.task!r}; choose one of "
+    need(st.task in tasks.TASKS, f"{f}.task", f"unknown task {st.task!r}; choose one of "
           f"{sorted(tasks.TASKS)}")
-    _need(st.epochs >= 0, f"{f}.epochs", f"must be >= 0 (0: evaluate init_from only), got "
+    need(st.epochs >= 0, f"{f}.epochs", f"must be >= 0 (0: evaluate init_from only), got "
           f"{st.epochs}")
-    _need(st.epochs or st.init_from.stage, f"{f}.epochs", "0 evaluates a checkpoint without "
+    need(st.epochs or st.init_from.stage, f"{f}.epochs", "0 evaluates a checkpoint without "
           f"training: set --config.{f}.init_from.stage to the stage name or stage directory to "
           "evaluate")
-    _need(st.batch_size >= 1, f"{f}.batch_size", f"must be >= 1, got {st.batch_size}")
-    _need(st.eval_batch_size >= 1, f"{f}.eval_batch_size", f"must be >= 1, got "
+    need(st.batch_size >= 1, f"{f}.batch_size", f"must be >= 1, got {st.batch_size}")
+    need(st.eval_batch_size >= 1, f"{f}.eval_batch_size", f"must be >= 1, got "
           f"{st.eval_batch_size}")
-    _need(st.optim.lr > 0, f"{f}.optim.lr", f"must be > 0, got {st.optim.lr}")
-    _need(st.optim.schedule in ("constant", "multistep", "cosine"), f"{f}.optim.schedule",
+    need(st.optim.lr > 0, f"{f}.optim.lr", f"must be > 0, got {st.optim.lr}")
+    need(st.optim.schedule in ("constant", "multistep", "cosine"), f"{f}.optim.schedule",
           f"must be constant, multistep or cosine, got {st.optim.schedule!r}")
-    _need(st.on_nonfinite in NONFINITE_POLICIES, f"{f}.on_nonfinite",
+    need(st.on_nonfinite in NONFINITE_POLICIES, f"{f}.on_nonfinite",
           f"must be one of {NONFINITE_POLICIES}, got {st.on_nonfinite!r}")
-    _need(st.log_every_steps >= 1, f"{f}.log_every_steps", "must be >= 1")
-    _need(st.checkpoint.every_epochs >= 1, f"{f}.checkpoint.every_epochs", "must be >= 1")
-    _need(st.checkpoint.keep >= 1, f"{f}.checkpoint.keep", "must be >= 1")
-    _need(st.eval.every_epochs >= 1, f"{f}.eval.every_epochs", "must be >= 1")
-    _need(st.encoder.frozen_epochs >= 0, f"{f}.encoder.frozen_epochs", "must be >= 0")
+    need(st.log_every_steps >= 1, f"{f}.log_every_steps", "must be >= 1")
+    need(st.checkpoint.every_epochs >= 1, f"{f}.checkpoint.every_epochs", "must be >= 1")
+    need(st.checkpoint.keep >= 1, f"{f}.checkpoint.keep", "must be >= 1")
+    need(st.eval.every_epochs >= 1, f"{f}.eval.every_epochs", "must be >= 1")
+    need(st.encoder.frozen_epochs >= 0, f"{f}.encoder.frozen_epochs", "must be >= 0")
     decay = st.optim.get("layer_decay", 1.0)
-    _need(0 < decay <= 1, f"{f}.optim.layer_decay", f"must be in (0, 1] (1 = off), got {decay}")
-    _need(decay == 1 or st.model.get("name") == "vit", f"{f}.optim.layer_decay", "layer decay "
+    need(0 < decay <= 1, f"{f}.optim.layer_decay", f"must be in (0, 1] (1 = off), got {decay}")
+    need(decay == 1 or st.model.get("name") == "vit", f"{f}.optim.layer_decay", "layer decay "
           f"is for ViT encoders; this stage's model is {st.model.get('name')!r}: set it to 1")
     _validate_data(st.data, f"{f}.data")
-    _validate_model(st, f)
+    task = tasks.module(st.task)
+    _validate_model(st, f, task.MODEL)
     for path in NUMERIC_TUPLES:
       parent, _, leaf = path.rpartition(".")
-      if parent in st and leaf in st[parent]:
+      if parent in st and st[parent].get(leaf) is not None:  # None: the variant's sizes.
         v = tuple(st[parent][leaf])
-        _need(all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v),
+        need(all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v),
               f"{f}.{path}", f"must be numbers, got {v}; give a tuple as "
               f"--config.{f}.{path}='(30, 60)' or repeat the flag once per number")
-    if "weight_correction" in st:
-      _need(0.0 <= st.weight_correction <= 1.0, f"{f}.weight_correction",
-            f"must be in [0, 1] (share of the class weights' bias removed), got "
-            f"{st.weight_correction}")
     from ssl_seg import optim  # Imported here: optax pulls in JAX, which render_las never needs.
     try:
       optim.parse_policy(st.encoder.policy)
     except ValueError as e:
       raise ConfigError(f"config.{f}.encoder.policy: {e}") from None
+    task.validate(st, f)
     init = st.init_from.stage
     if init and os.sep not in init:
-      _need(init in seen, f"{f}.init_from.stage", f"{init!r} is not an earlier stage "
+      need(init in seen, f"{f}.init_from.stage", f"{init!r} is not an earlier stage "
             f"(earlier: {seen}); give a stage name that runs before {name!r} or a path")
     seen.append(name)
 
 
-def _validate_model(st, f):
-  """The model family the task builds, and size fields that build a model at all."""
-  want = TASK_MODELS.get(st.task)
-  if want and "name" in st.model:
-    _need(st.model.name == want, f"{f}.model.name", f"task {st.task!r} builds a {want!r} "
-          f"model, got {st.model.name!r}; choose {want!r} (models: "
-          f"{sorted(set(TASK_MODELS.values()))})")
+def _validate_model(st, f, family):
+  """The model family the task builds, its variant, and size fields that build a model."""
+  need(st.model.get("name") == family, f"{f}.model.name", f"task {st.task!r} builds a "
+       f"{family!r} model, got {st.model.get('name')!r}; choose {family!r}")
   for k, v in st.model.items():
     sizes = v if isinstance(v, (tuple, list)) else (v,)
     if all(isinstance(x, int) and not isinstance(x, bool) for x in sizes):
       low = 0 if k in ZERO_OK else 1
-      _need(all(x >= low for x in sizes), f"{f}.model.{k}", f"must be >= {low}, got {v}")
-  if st.model.get("name") == "vit":
-    from ssl_seg import models  # JAX, only for ViT stages (as optim above).
-    try:
-      size, _ = models.vit_size(st.model)
-    except ValueError as e:
-      raise ConfigError(f"config.{f}.model.variant: {e}") from None
-    _need(size.img_size % size.patch_size == 0, f"{f}.model.img_size", f"{size.img_size} is not "
-          f"a multiple of the patch size {size.patch_size} (variant {st.model.variant!r})")
-    if st.task == "mim":
-      from ssl_seg.tasks import simmim
-      try:
-        simmim.mask_block(st.mim.get("mask_patch_size", 0), size.patch_size, size.img_size)
-      except ValueError as e:
-        raise ConfigError(f"config.{f}.{e}") from None
+      need(all(x >= low for x in sizes), f"{f}.model.{k}", f"must be >= {low}, got {v}")
+  from ssl_seg import models  # JAX, only when validating (as optim above).
+  try:
+    size, _ = models.resolve_size(st.model)
+  except ValueError as e:
+    raise ConfigError(f"config.{f}.model.variant: {e}") from None
+  if family == "vit":
+    need(size.img_size % size.patch_size == 0, f"{f}.model.img_size", f"{size.img_size} is not "
+         f"a multiple of the patch size {size.patch_size} (variant {st.model.variant!r})")
     if "size" in st.data:
-      _need(st.data.size == size.img_size, f"{f}.data.size", f"{st.data.size} px images for a "
-            f"ViT of model.img_size {size.img_size}; set both to the same size")
+      need(st.data.size == size.img_size, f"{f}.data.size", f"{st.data.size} px images for a "
+           f"ViT of model.img_size {size.img_size}; set both to the same size")
 
 
 def _validate_data(data, f):
   """Empty splits and label subsets, and well logs narrower than CurveNet's stride."""
   for split in ("num_train", "num_eval"):
     if split in data:
-      _need(data[split] != 0, f"{f}.{split}", "must be -1 (all) or >= 1, got 0 (an empty "
+      need(data[split] != 0, f"{f}.{split}", "must be -1 (all) or >= 1, got 0 (an empty "
             "data set cannot train or evaluate)")
   if "num_labels" in data:
-    _need(data.num_labels == -1 or data.num_labels >= 1, f"{f}.num_labels",
+    need(data.num_labels == -1 or data.num_labels >= 1, f"{f}.num_labels",
           f"must be -1 (all examples) or >= 1, got {data.num_labels} (an empty label subset)")
   if "las_curves" in data:
-    _need(len(data.las_curves) == 2 and all(isinstance(c, str) and c for c in data.las_curves),
+    need(len(data.las_curves) == 2 and all(isinstance(c, str) and c for c in data.las_curves),
           f"{f}.las_curves", f"must name two LAS curves (curve1, curve2), e.g. GR,RHOB; got "
           f"{tuple(data.las_curves)}")
+  from ssl_seg.models import curvenet  # Narrower logs have no bottleneck column.
   if data.get("crop_width", 0):
-    _need(data.crop_width % MIN_LOG_WIDTH == 0 and data.crop_width > 0, f"{f}.crop_width",
-          f"must be 0 (whole logs) or a positive multiple of {MIN_LOG_WIDTH} px (the "
+    need(data.crop_width % curvenet.STRIDE == 0 and data.crop_width > 0, f"{f}.crop_width",
+          f"must be 0 (whole logs) or a positive multiple of {curvenet.STRIDE} px (the "
           f"network's stride), got {data.crop_width}")
   if "las_fraction" in data:
-    _need(0.0 <= data.las_fraction <= 1.0, f"{f}.las_fraction",
+    need(0.0 <= data.las_fraction <= 1.0, f"{f}.las_fraction",
           f"must be a share in [0, 1], got {data.las_fraction}")
   if "min_width" in data:
-    _need(data.min_width >= MIN_LOG_WIDTH, f"{f}.min_width", f"must be >= {MIN_LOG_WIDTH} px "
+    need(data.min_width >= curvenet.STRIDE, f"{f}.min_width", f"must be >= {curvenet.STRIDE} px "
           f"(the network's stride), got {data.min_width}")
   if data.get("manifest"):
     # Read now, not when the stage's data is built: a typo in a path, or a bad layout file,
@@ -271,24 +258,25 @@ def config_changes(saved, current):
   """['optim.lr: 0.001 -> 0.002', ...] from a stage config a checkpoint was trained with to
   `current`. Only fields both have count (one added or removed by a code change since is not
   a change of the run), and not those that change nothing learned (RERUN_SAFE)."""
-  a, b = (flat(_vit_sizes_filled(json.loads(json.dumps(c)))) for c in (saved, current))
+  a, b = (flat(_sizes_filled(json.loads(json.dumps(c)))) for c in (saved, current))
   return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in sorted(a.keys() & b.keys())
           if a[k] != b[k] and k not in RERUN_SAFE]
 
 
-def _vit_sizes_filled(stage):
-  """A stage dict (tuples as lists) whose ViT size fields left None are the variant's: a
-  config that names `tiny` and one that copied tiny's sizes (before issue 19) are the same."""
+def _sizes_filled(stage):
+  """A stage dict (tuples as lists) whose model size fields left None are the variant's: a
+  config that names `tiny` and one that copied tiny's sizes (ViT before issue 19, CurveNet
+  before issue 18) are the same."""
   model = stage.get("model") or {}
-  if model.get("name") != "vit" or not any(v is None for v in model.values()):
+  if not any(v is None for v in model.values()):
     return stage
-  from ssl_seg.models import vit
+  from ssl_seg import models
   try:
-    size = vit.decode_variant(model.get("variant"))
-  except ValueError:
+    size, _ = models.resolve_size(ml_collections.ConfigDict(model))
+  except (ValueError, AttributeError):
     return stage  # validate() reports it.
-  filled = {k: getattr(size, k) if v is None and k in vit.SIZE_FIELDS else v
-            for k, v in model.items()}
+  filled = {k: v if v is not None or not hasattr(size, k) else json.loads(json.dumps(
+      getattr(size, k))) for k, v in model.items()}
   return {**stage, "model": filled}
 
 

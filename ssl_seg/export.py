@@ -87,7 +87,7 @@ def export_encoder(path, out, *, subtree="encoder", step=None, log=None):
   meta = {"model": stage.model.to_dict(), "stage": os.path.basename(checkpoint.stage_dir_of(path)),
           "task": stage.task, "step": int(step), "subtree": subtree}
   if stage.model.get("name") == "vit":
-    meta["size"] = dataclasses.asdict(models.vit_size(stage.model)[0])
+    meta["size"] = dataclasses.asdict(models.resolve_size(stage.model)[0])
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   tmp = f"{out}.tmp"
   with open(tmp, "wb") as f:  # A file object: np.savez would append .npz to the tmp name.
@@ -122,7 +122,7 @@ def load_encoder(path, *, step=None):
       raise ValueError(f"{path} is a {stage.model.get('name')!r} stage; load_encoder builds ViT "
                        "encoders only")
     model_cfg, subtree = stage.model, "encoder"
-    size, _ = models.vit_size(model_cfg)
+    size, _ = models.resolve_size(model_cfg)
     arrays = encoder_arrays(model, subtree)
   abstract = nnx.eval_shape(lambda: vit.ViTEncoder(
       size, dropout_rate=model_cfg.dropout, dtype=models.compute_dtype(model_cfg),

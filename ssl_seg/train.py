@@ -127,7 +127,8 @@ def _stage_data(stage, name, mesh):
   sharding.local_batch_size(stage.batch_size, mesh, f"{f}.batch_size")
   sharding.local_batch_size(stage.eval_batch_size, mesh, f"{f}.eval_batch_size")
   try:
-    return sources.stage_data(stage, devices_per_process=jax.local_device_count(),
+    return sources.stage_data(stage, tasks.batch_keys(stage.task),
+                              devices_per_process=jax.local_device_count(),
                               process_index=jax.process_index(),
                               process_count=jax.process_count())
   except ValueError as e:

@@ -162,7 +162,7 @@ def test_welllogs_narrower_than_the_stride(tmp_path, monkeypatch):
              r"config.stages.pretrain.data.min_width: must be >= 32 px \(the network's stride\)")
   for width in (0, 10):
     logs = [{"image": np.zeros((32, w), np.uint8)} for w in (64, width, 96, 64)]
-    monkeypatch.setattr(sources, "build_source", lambda stage, split, logs=logs: logs)
+    monkeypatch.setattr(sources, "build_source", lambda stage, split, keys, logs=logs: logs)
     # Training windows of fixed logs and whole logs in buckets check alike.
     _run_fails(_welllog(fresh=False), tmp_path, ValueError, f"stage 'pretrain': train log 1 is "
                f"{width} px wide, narrower than the network's stride", only=["pretrain"])
@@ -199,7 +199,7 @@ def test_las_curves_are_chosen_by_config(tmp_path):
              "curve\\(s\\) 'RHOB' not in LAS file .*gr_dt.las; available curves: GR, DT",
              only=["pretrain"])
   stage = _welllog(las_paths=(str(path),), las_curves=("GR", "DT")).stages.pretrain
-  logs = sources.build_source(stage, "train")
+  logs = sources.build_source(stage, "train", tasks.batch_keys(stage.task))
   assert len(logs) == stage.data.num_train and logs[0]["image"].shape[0] == 32
   _run_fails(_welllog(las_curves=("GR",)), tmp_path / "b", config_utils.ConfigError,
              "data.las_curves: must name two LAS curves")
@@ -218,8 +218,8 @@ def _poison_step(monkeypatch, index):
       return loss + jnp.where(jnp.all(batch["image"] == 0), jnp.nan, 0.0), m
     return dataclasses.replace(task, loss_fn=loss_fn)
 
-  def poisoned_data(stage, **kw):
-    data = stage_data(stage, **kw)
+  def poisoned_data(stage, keys, **kw):
+    data = stage_data(stage, keys, **kw)
     zero = lambda i, b: {**b, "image": np.zeros_like(b["image"])} if index in (i, None) else b
     return sources.StageData(data.train.map_with_index(zero), data.steps_per_epoch, data.eval)
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ssl_seg.data import corrupt as cr
+from ssl_seg.tasks import denoise
 
 VALID_WIDTHS = (256, 200, 96, 32)
 
@@ -121,9 +122,9 @@ def test_defaults_corrupt_substantially():
   out, hidden = corrupt(jax.random.key(8), image, valid)
   assert float(jnp.abs(out - image)[valid].mean()) > 0.1
   assert float(hidden.sum() / valid.sum()) > 0.4  # Patches plus column spans.
-  baseline = cr.identity_baseline_loss(image, out, valid)
+  baseline = denoise.identity_baseline_loss(image, out, valid)
   assert float(baseline) > 0.1
-  assert float(cr.identity_baseline_loss(image, out, valid, weights=hidden)) > float(baseline)
+  assert float(denoise.identity_baseline_loss(image, out, valid, weights=hidden)) > float(baseline)
 
 
 def test_no_corruption_is_the_identity_with_zero_baseline():
@@ -131,15 +132,15 @@ def test_no_corruption_is_the_identity_with_zero_baseline():
   out, hidden = corrupt(jax.random.key(9), image, valid, cr.NO_CORRUPTION)
   np.testing.assert_array_equal(out, image)
   assert not bool(hidden.any())
-  assert float(cr.identity_baseline_loss(image, out, valid)) == 0.0
-  assert float(cr.identity_baseline_loss(image, out, valid, kind="l2")) == 0.0
+  assert float(denoise.identity_baseline_loss(image, out, valid)) == 0.0
+  assert float(denoise.identity_baseline_loss(image, out, valid, kind="l2")) == 0.0
 
 
 def test_reconstruction_loss_ignores_padding():
   image, valid = make_batch()
   pred = jnp.where(valid[..., None], image + 0.25, 9.0)
-  np.testing.assert_allclose(cr.reconstruction_loss(pred, image, valid), 0.25, rtol=1e-6)
-  np.testing.assert_allclose(cr.reconstruction_loss(pred, image, valid, kind="l2"), 0.0625,
+  np.testing.assert_allclose(denoise.reconstruction_loss(pred, image, valid), 0.25, rtol=1e-6)
+  np.testing.assert_allclose(denoise.reconstruction_loss(pred, image, valid, kind="l2"), 0.0625,
                              rtol=1e-5)
 
 

@@ -5,6 +5,7 @@ on one shape while evaluating whole logs."""
 import numpy as np
 
 from configs import welllog_demo
+from ssl_seg import tasks
 from ssl_seg.data import crops, sources, welllogs
 
 
@@ -81,7 +82,7 @@ def test_cropped_stage_trains_on_one_shape_and_evaluates_whole_logs():
   for name in ("synthetic", "finetune_cold"):
     st = cfg.stages[name]
     st.data.height, st.data.min_width, st.data.max_width = 32, 64, 200
-    data = sources.stage_data(st)
+    data = sources.stage_data(st, tasks.batch_keys(st.task))
     shapes = {data.train[i]["image"].shape for i in range(data.steps_per_epoch)}
     assert shapes == {(2, 32, 64, 1)}
     widths = sorted(int(w) for b in data.eval for w, ok in zip(b["width"], b["_valid"]) if ok)

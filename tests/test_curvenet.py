@@ -80,14 +80,15 @@ def test_parameter_counts():
 def test_configs_saved_before_the_new_fields_rebuild_their_old_model():
   import ml_collections
 
-  from configs import welllog_demo
+  from configs import common
   from ssl_seg import models
-  cfg = welllog_demo.curvenet_model("tiny")
-  old = ml_collections.ConfigDict({k: v for k, v in cfg.items() if k not in (
-      "norm", "stem_width", "logit_strides")})
-  model = nnx.eval_shape(lambda: models.build_curvenet(old, 3, nnx.Rngs(0)))
+  cfg = common.curvenet_model("tiny")
+  # Saved before the newer fields existed: the sizes of their time copied in, those missing.
+  old = ml_collections.ConfigDict({k: v for k, v in {**cfg.to_dict(), **TINY}.items()
+                                   if k not in ("norm", "stem_width", "logit_strides")})
+  model = nnx.eval_shape(lambda: models.build(old, nnx.Rngs(0), out_channels=3))
   assert model.encoder.stem.norm is not None and not model.decoder.coarse_heads
-  now = nnx.eval_shape(lambda: models.build_curvenet(cfg, 3, nnx.Rngs(0)))
+  now = nnx.eval_shape(lambda: models.build(cfg, nnx.Rngs(0), out_channels=3))
   assert now.encoder.stem.norm is None and len(now.decoder.coarse_heads) == 1
 
 

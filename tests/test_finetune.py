@@ -65,7 +65,7 @@ def test_probe_freezes_every_segmentation_encoder_and_trains_the_linear_head():
   state = state_lib.create_state(params, rest, tx)
   before = jax.tree.map(np.asarray, state["params"])
   train_step = step_lib.make_train_step(graphdef, tx, task.loss_fn)
-  batch = sources.stage_data(stage).train[0]
+  batch = sources.stage_data(stage, tasks.batch_keys(stage.task)).train[0]
   for _ in range(2):
     state, _ = train_step(state, batch, jax.random.key(0))
   after = jax.tree.map(np.asarray, state["params"])
@@ -95,8 +95,8 @@ def test_mask_patch_size_trains_and_is_validated():
   config_utils.validate(cfg)
   stage.data.num_train, stage.batch_size = 8, 8
   task, graphdef, params, rest = _model_params(stage)
-  loss, _ = task.loss_fn(nnx.merge(graphdef, params, rest), sources.stage_data(stage).train[0],
-                         jax.random.key(0), train=True)
+  batch = sources.stage_data(stage, tasks.batch_keys(stage.task)).train[0]
+  loss, _ = task.loss_fn(nnx.merge(graphdef, params, rest), batch, jax.random.key(0), train=True)
   assert np.isfinite(float(loss))
   stage.mim.mask_patch_size = 12
   with pytest.raises(config_utils.ConfigError, match="pretrain.mim.mask_patch_size 12 must be a "

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from configs import welllog_files
-from ssl_seg import archive, config_utils, inference, layouts, main, metrics, scan_io
+from ssl_seg import archive, config_utils, inference, layouts, main, metrics, scan_io, tasks
 from ssl_seg.data import natural, scan_folders, sources, welllogs
 
 
@@ -85,7 +85,7 @@ def _files_config(tmp_path, **extra):
 def test_files_stage_trains_on_windows_and_evaluates_held_out_whole_scans(tmp_path):
   cfg = _files_config(tmp_path)
   st = cfg.stages.finetune_cold
-  data = sources.stage_data(st)
+  data = sources.stage_data(st, tasks.batch_keys(st.task))
   assert data.steps_per_epoch == 1  # 4 steps over the config's 10 epochs, at least 1.
   assert {data.train[i]["image"].shape for i in range(3)} == {(2, 64, 64, 1)}
   eval_widths = sorted(int(w) for b in data.eval for w, ok in zip(b["width"], b["_valid"]) if ok)
@@ -267,7 +267,7 @@ def test_welllog_files_trains_on_a_mixed_archive_through_its_manifest(mixed_arch
               num_eval=1, height=64, variant="tiny", crop=64, batch=2, pretrain_steps=2,
               synthetic_steps=0, finetune_steps=2)
   cfg = welllog_files.get_config(",".join(f"{k}={v}" for k, v in args.items()))
-  data = sources.stage_data(cfg.stages.finetune_cold)
+  data = sources.stage_data(cfg.stages.finetune_cold, ("image", "seg"))
   assert {data.train[i]["image"].shape for i in range(2)} == {(2, 64, 64, 1)}
   results = main.run(cfg, str(tmp_path / "run"), only=["finetune_cold"], log=lambda _: None)
   assert "f1/curve1" in results["finetune_cold"]

@@ -148,7 +148,7 @@ def _device_checks(workdir):
   import jax
 
   from configs import vit_tiny_synthetic, welllog_demo
-  from ssl_seg import main, metrics
+  from ssl_seg import main, metrics, tasks
   from ssl_seg.data import sources
   t0 = time.time()
   tick = lambda what: print(f"{time.time() - t0:6.1f} s {what}", file=sys.stderr, flush=True)
@@ -157,7 +157,7 @@ def _device_checks(workdir):
   st = cfg.stages.segment
   st.data.num_train, st.data.num_eval, st.batch_size, st.eval_batch_size = 24, 8, 8, 8
   st.optim.lr = 1e-3
-  batches = [sources.stage_data(st).train[i] for i in range(3)]
+  batches = [sources.stage_data(st, tasks.batch_keys(st.task)).train[i] for i in range(3)]
   tick("vit data")
   out["vit_fsdp"] = _compare(st, batches, fsdp=True)
   tick("vit fsdp")
@@ -168,7 +168,7 @@ def _device_checks(workdir):
   ws.batch_size = ws.eval_batch_size = 8
   ws.data.crop_width = 0  # Train on whole logs in width buckets (the demo trains on windows).
   ws.epochs = 2  # Each bucket shape more than once.
-  data = sources.stage_data(ws, devices_per_process=8)
+  data = sources.stage_data(ws, tasks.batch_keys(ws.task), devices_per_process=8)
   train = [data.train[i] for i in range(len(data.train))]
   # The 1-device run sees one bucket shape (one compile); the 8-device run goes on through
   # every train batch of the stage, both shapes several times each, counting compilations.

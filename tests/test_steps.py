@@ -15,7 +15,7 @@ def _setup(stage, policy="train"):
   task = tasks.make_task(stage)
   graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=0)))
   tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 10, 100, params)
-  batch = sources.stage_data(stage).train[0]
+  batch = sources.stage_data(stage, tasks.batch_keys(stage.task)).train[0]
   return task, graphdef, tx, state_lib.create_state(params, rest, tx), batch
 
 

@@ -32,7 +32,7 @@ def test_train_step_compiles_at_most_once_per_bucket(stage_name):
   stage = _config(num_buckets=2).stages[stage_name]
   stage.data.crop_width, stage.data.fresh = 0, False  # Whole logs in buckets, not windows.
   stage.data.num_train = 16
-  data = sources.stage_data(stage)
+  data = sources.stage_data(stage, tasks.batch_keys(stage.task))
   task = tasks.make_task(stage)
   traces = []
 
@@ -54,7 +54,7 @@ def test_train_step_compiles_at_most_once_per_bucket(stage_name):
 def test_padding_changes_nothing_in_loss_or_metrics():
   stage = _config().stages.finetune_cold
   task, graphdef, _, state = _build(stage)
-  batch = sources.stage_data(stage).eval[0]
+  batch = sources.stage_data(stage, tasks.batch_keys(stage.task)).eval[0]
   assert not batch["valid_px"].all()  # The batch really has padding.
   scribbled = dict(batch)
   rng = np.random.default_rng(0)
@@ -74,7 +74,7 @@ def test_padding_changes_nothing_in_loss_or_metrics():
 def test_identity_baseline_is_logged_and_zero_without_corruption():
   stage = _config().stages.pretrain
   task, graphdef, _, state = _build(stage)
-  batch = sources.stage_data(stage).train[0]
+  batch = sources.stage_data(stage, tasks.batch_keys(stage.task)).train[0]
   model = nnx.merge(graphdef, state["params"], state["rest"])
   _, m = task.loss_fn(model, batch, jax.random.key(0), train=True)
   assert float(m["identity_loss"]) > 0.05  # Aggressive default corruption.
@@ -133,7 +133,7 @@ def test_budget_study_draws_nested_label_sets_per_seed_from_a_pool():
     st = cfg.stages[name]
     st.data.height, st.data.min_width, st.data.max_width = 32, 64, 160
     assert (st.data.num_train, st.data.num_labels) == (40, st.tags.budget)
-    logs = sources.build_source(st, "train")
+    logs = sources.build_source(st, "train", tasks.batch_keys(st.task))
     assert len(logs) == st.tags.budget
     picked[name] = {logs[i]["image"].tobytes() for i in range(len(logs))}
   assert picked["finetune_warm_b2_s0"] < picked["finetune_warm_b4_s0"]  # budgets nest

@@ -14,7 +14,12 @@ LUMA = jnp.array([0.299, 0.587, 0.114])
 
 def normalize(images_u8):
   """uint8 [B, H, W, 3] -> float32 standardised with ImageNet statistics."""
-  return (images_u8.astype(jnp.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+  return standardize(images_u8.astype(jnp.float32) / 255.0)
+
+
+def standardize(images):
+  """Float RGB in [0, 1] (after augmentation) -> standardised with ImageNet statistics."""
+  return (images - IMAGENET_MEAN) / IMAGENET_STD
 
 
 def flip_lr(key, images, *masks):

@@ -5,8 +5,9 @@ inside the jitted train step from the step's key. Images are floats in [0, 1] (1
 paper, ink dark) with a `valid` mask that is False on right padding; padding is never altered.
 
 The defaults are deliberately aggressive: under weak corruption a reconstruction net learns
-the identity and its features are of little use for segmentation. Log `identity_baseline_loss`
-next to the model's loss: a model that does not beat it clearly is copying its input.
+the identity and its features are of little use for segmentation. The denoise task logs
+`identity_baseline_loss` next to the model's loss: a model that does not beat it clearly is
+copying its input.
 """
 
 import dataclasses
@@ -160,23 +161,3 @@ def corrupt(key, image, valid, cfg: CorruptionConfig = CorruptionConfig()):
   x = jnp.clip(jnp.where(hidden[..., None], fill, x), 0.0, 1.0)
   return jnp.where(valid[..., None], x, image).astype(image.dtype), hidden
 
-
-def reconstruction_loss(pred, target, valid, *, weights=None, kind="l1"):
-  """Mean L1 / L2 error over valid pixels (weighted per pixel by weights [B, H, W] if given)."""
-  if kind not in ("l1", "l2"):
-    raise ValueError(f"kind must be 'l1' or 'l2', got {kind!r}")
-  diff = pred.astype(jnp.float32) - target.astype(jnp.float32)
-  err = (jnp.abs(diff) if kind == "l1" else jnp.square(diff)).mean(axis=-1)
-  w = valid.astype(jnp.float32)
-  if weights is not None:
-    w = w * weights.astype(jnp.float32)
-  return (err * w).sum() / jnp.maximum(w.sum(), 1e-6)
-
-
-def identity_baseline_loss(image, corrupted, valid, *, weights=None, kind="l1"):
-  """`reconstruction_loss` of a model that returns its corrupted input unchanged.
-
-  Pass the same weights, kind and image space (raw or normalised) as the model's loss, so the
-  two numbers compare.
-  """
-  return reconstruction_loss(corrupted, image, valid, weights=weights, kind=kind)

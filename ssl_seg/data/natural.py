@@ -15,8 +15,8 @@
 Images are decoded once, converted to RGB (grayscale, palette, RGBA, CMYK: explicitly, with a
 count printed), resized to `size` x `size` (bilinear, antialiased; masks nearest neighbour) and
 stored as uint8 in array_record caches under `data.cache_dir` (records.py). Which examples form
-a split or a label subset is a pure function of `data.seed`; label subsets nest (250 within 500
-within 1k ...). A bad file stops the build with one error naming it and what to do.
+a split or a label subset is a pure function of `data.seed` (subsets.py); label subsets nest
+(250 within 500 within 1k ...). A bad file stops the build with one error naming it and what to do.
 """
 
 import os
@@ -24,7 +24,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from ssl_seg.data import records
+from ssl_seg.data import records, subsets
 
 INTEL_CLASSES = ("buildings", "forest", "glacier", "mountain", "sea", "street")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
@@ -219,11 +219,6 @@ def check_count(requested, available, field, what):
   return requested
 
 
-def nested_subset(n, count, seed, salt):
-  """Sorted positions of the first `count` of a seeded permutation: budgets nest."""
-  return np.sort(_rng(seed, salt).permutation(n)[:count])
-
-
 def balanced_subset(labels, count, seed, salt):
   """Sorted positions of `count` examples, as equal per class as the classes allow."""
   labels = np.asarray(labels)
@@ -281,7 +276,7 @@ def oxford_iiit_pet(data, split):
     return pool.subset(np.sort(order[:num_eval]))
   train = np.sort(order[num_eval:])
   count = check_count(int(data.num_labels), len(train), "num_labels", "oxford_iiit_pet")
-  return pool.subset(train[nested_subset(len(train), count, data.seed, 0x1abe1)])
+  return pool.subset(train[subsets.nested_subset(len(train), count, data.seed)])
 
 
 def intel_scenes(data, split):
@@ -296,7 +291,8 @@ def intel_scenes(data, split):
   count = check_count(int(data[field]), len(source), field, "intel_scenes")
   if count == len(source):
     return source
-  return source.subset(balanced_subset(source.column("label"), count, data.seed, 0x1abe1))
+  return source.subset(balanced_subset(source.column("label"), count, data.seed,
+                                       subsets.LABEL_SALT))
 
 
 def imagenet_subset(data, split):
@@ -333,7 +329,7 @@ def image_folder(data, split):
   else:
     rest = np.sort(order[num_eval:])
     count = check_count(int(data.subset), len(rest), "subset", "image_folder")
-    picked = rest[nested_subset(len(rest), count, data.seed, 0x5eb5e7)]
+    picked = rest[subsets.nested_subset(len(rest), count, data.seed, 0x5eb5e7)]
   files = [paths[i] for i in picked]
   size = int(data.size)
   return _cache(data, f"image_folder_{split}", {"files": records.file_fingerprint(files)},

@@ -1,26 +1,29 @@
-"""Data sets by name -> random-access sources -> grain data sets for a stage.
+"""Data sets by name (`SOURCES`) -> random-access sources -> grain data sets for a stage.
 
 Every source is random access (`len`, `[i]` -> dict of numpy arrays), so the grain pipelines
 in `pipeline.py` (fixed shapes) and `buckets.py` (variable-width logs) can serve any of them.
+A new data set is one builder `(stage, split, keys) -> source` and one line in `SOURCES`.
+The caller says which arrays (`keys`) an example must hold: its task's batch keys.
 """
 
 import dataclasses
+from collections.abc import Callable
 
 import grain
 import numpy as np
 from tqdm import tqdm
 
-from ssl_seg.data import buckets, crops, natural, pipeline, scan_folders, synthetic, welllogs
-
-# The real data sets of the study (natural.py): ImageNet subsets, Intel scenes, Oxford-IIIT Pet.
-REAL_DATASETS = ("imagenet_subset", "intel_scenes", "oxford_iiit_pet", "image_folder")
-# Which arrays each task reads from an example.
-TASK_KEYS = {"mim": ("image",), "classify": ("image", "label"), "segment": ("image", "seg"),
-             "denoise": ("image",), "curve_segment": ("image", "seg")}
-# Rendered logs, and a team's own scans from folders (scan_folders.py).
-WELLLOG_DATASETS = ("welllog_synthetic", "welllog_files")
-# CurveNet's total downsampling: a log narrower than this has no bottleneck column.
-STRIDE = 32
+from ssl_seg.data import (
+  buckets,
+  crops,
+  natural,
+  pipeline,
+  scan_folders,
+  subsets,
+  synthetic,
+  welllogs,
+)
+from ssl_seg.models import curvenet
 
 
 @dataclasses.dataclass
@@ -30,29 +33,49 @@ class StageData:
   eval: grain.MapDataset | None
 
 
-def _synthetic_shapes(data, split, keys):
-  n = data.num_train if split == "train" else data.num_eval
-  if n <= 0:
-    raise ValueError(f"data.num_{split} must be > 0 for synthetic_shapes, got {n}")
-  images, seg, label = synthetic.make_images(_split_seed(data, split), n, data.size)
-  arrays = {"image": images, "seg": seg, "label": label}
-  return pipeline.ArraySource({k: arrays[k] for k in keys})
-
-
 def _split_seed(data, split):
   # Independent streams per split, so eval examples are never training examples.
   return int(np.random.SeedSequence([data.seed, split == "eval"]).generate_state(1)[0])
 
 
-def _welllogs(data, split, keys, subset=None):
+def _labels_drawn(stage, split):
+  """The training split's label subset (sorted indices), or None for all examples."""
+  if split == "train" and stage.data.num_labels > 0:
+    return subsets.label_indices(stage.data.num_train, stage.data.num_labels, stage.seed)
+  return None
+
+
+def _label_subset(source, stage, split):
+  """`source` restricted to its label subset (drawn by the stage's seed) when one is set."""
+  if split != "train" or stage.data.num_labels <= 0:
+    return source
+  order = subsets.label_indices(len(source), stage.data.num_labels, stage.seed)
+  if isinstance(source, list):
+    return [source[i] for i in order]
+  return source.subset(order)
+
+
+def _synthetic_shapes(stage, split, keys):
+  data = stage.data
+  n = data.num_train if split == "train" else data.num_eval
+  if n <= 0:
+    raise ValueError(f"data.num_{split} must be > 0 for synthetic_shapes, got {n}")
+  images, seg, label = synthetic.make_images(_split_seed(data, split), n, data.size)
+  arrays = {"image": images, "seg": seg, "label": label}
+  return _label_subset(pipeline.ArraySource({k: arrays[k] for k in keys}), stage, split)
+
+
+def _rendered_logs(stage, split, keys):
   """Rendered scans (list of dicts, variable widths); LAS files give the curves if listed.
 
-  `subset` (sorted indices into the split's num_train / num_eval logs) renders only those: a
-  label budget drawn from a large pool costs only the logs it uses.
+  A label budget renders only the logs it draws: a small budget from a large pool costs only
+  the logs it uses.
   """
+  data = stage.data
   n = data.num_train if split == "train" else data.num_eval
   if n <= 0:
     raise ValueError(f"data.num_{split} must be > 0 for {data.name}, got {n}")
+  subset = _labels_drawn(stage, split)
   seed, las = _split_seed(data, split), tuple(data.las_paths)
   kw = dict(height=data.height, min_width=data.min_width, max_width=data.max_width)
   if las:
@@ -67,55 +90,57 @@ def _welllogs(data, split, keys, subset=None):
   return [{k: e[k] for k in keys} for e in examples]
 
 
-def build_source(stage, split):
-  """The source of `split` ('train' | 'eval') for a stage's task."""
-  data = stage.data
-  keys = TASK_KEYS.get(stage.task, ("image", "seg"))
-  if data.name == "synthetic_shapes":
-    source = _synthetic_shapes(data, split, keys)
-  elif data.name == "welllog_files":
-    source = scan_folders.build_source(data, split, keys, len(stage.get("class_names", ())) or 3)
-  elif data.name in WELLLOG_DATASETS:
-    subset = (label_indices(data.num_train, data.num_labels, stage.seed)
-              if split == "train" and data.num_labels > 0 else None)
-    return _welllogs(data, split, keys, subset)
-  elif data.name in REAL_DATASETS:
-    # Splits and label subsets of the real data sets are fixed by data.seed (natural.py).
-    return natural.build_source(data, split, keys)
-  else:
-    raise ValueError(f"unknown data.name {data.name!r}; known: synthetic_shapes, "
-                     f"{', '.join(WELLLOG_DATASETS + REAL_DATASETS)}")
-  if split == "train" and data.num_labels > 0:
-    source = label_subset(source, data.num_labels, stage.seed)
-  return source
+def _scan_folders(stage, split, keys):
+  num_classes = len(stage.get("class_names", ())) or 3
+  return _label_subset(scan_folders.build_source(stage.data, split, keys, num_classes), stage,
+                       split)
 
 
-def label_indices(n, num_labels, seed):
-  """The first `num_labels` of a seeded permutation of range(n), sorted: budgets nest (250
-  within 500 ...) for one seed, and differ between seeds."""
-  if num_labels > n:
-    raise ValueError(f"label subset of {num_labels} requested from {n} examples")
-  return np.sort(np.random.default_rng([seed, 0x1abe1]).permutation(n)[:num_labels])
+def _natural(stage, split, keys):
+  # Splits and label subsets of the natural data sets are fixed by data.seed (natural.py).
+  return natural.build_source(stage.data, split, keys)
 
 
-def label_subset(source, num_labels, seed):
-  """`source` restricted to `label_indices(len(source), num_labels, seed)`."""
-  order = label_indices(len(source), num_labels, seed)
-  if isinstance(source, list):
-    return [source[i] for i in order]
-  return source.subset(order)
+@dataclasses.dataclass(frozen=True)
+class Source:
+  build: Callable  # (stage, split, keys) -> random-access source of dicts holding `keys`.
+  logs: bool = False  # Variable-width logs: width-bucketed or cropped batches, not fixed shapes.
 
 
-def stage_data(stage, *, devices_per_process=1, process_index=0, process_count=1) -> StageData:
-  """Train and eval data of a stage; batch sizes in the config are global (all processes)."""
-  if stage.data.name in WELLLOG_DATASETS and stage.data.get("crop_width", 0) > 0:
-    return _cropped_stage_data(stage, devices_per_process, process_index, process_count)
-  if stage.data.name in WELLLOG_DATASETS:
-    return _bucketed_stage_data(stage, devices_per_process, process_index, process_count)
-  train, steps = pipeline.train_dataset(build_source(stage, "train"), stage.batch_size,
+SOURCES = {
+    "synthetic_shapes": Source(_synthetic_shapes),
+    "welllog_synthetic": Source(_rendered_logs, logs=True),
+    "welllog_files": Source(_scan_folders, logs=True),  # A team's own scans (scan_folders.py).
+    # The study's natural images: ImageNet subsets, Intel scenes, Oxford-IIIT Pet, a folder.
+    **{name: Source(_natural) for name in natural.LOADERS},
+}
+
+
+def source_of(data):
+  """The registry entry of `data.name`; ValueError naming the known data sets."""
+  if data.name not in SOURCES:
+    raise ValueError(f"unknown data.name {data.name!r}; known: {', '.join(SOURCES)}")
+  return SOURCES[data.name]
+
+
+def build_source(stage, split, keys):
+  """The source of `split` ('train' | 'eval') for a stage, examples holding `keys`."""
+  return source_of(stage.data).build(stage, split, keys)
+
+
+def stage_data(stage, keys, *, devices_per_process=1, process_index=0,
+               process_count=1) -> StageData:
+  """Train and eval data of a stage, examples holding `keys` (its task's batch keys); batch
+  sizes in the config are global (all processes)."""
+  shard = (devices_per_process, process_index, process_count)
+  if source_of(stage.data).logs and stage.data.get("crop_width", 0) > 0:
+    return _cropped_stage_data(stage, keys, *shard)
+  if source_of(stage.data).logs:
+    return _bucketed_stage_data(stage, keys, *shard)
+  train, steps = pipeline.train_dataset(build_source(stage, "train", keys), stage.batch_size,
                                         stage.seed, stage.epochs, process_index=process_index,
                                         process_count=process_count)
-  eval_ds = pipeline.eval_dataset(build_source(stage, "eval"), stage.eval_batch_size)
+  eval_ds = pipeline.eval_dataset(build_source(stage, "eval", keys), stage.eval_batch_size)
   if process_count > 1:  # Each process feeds its own rows of every global eval batch.
     rows = slice(process_index * stage.eval_batch_size // process_count,
                  (process_index + 1) * stage.eval_batch_size // process_count)
@@ -126,16 +151,16 @@ def stage_data(stage, *, devices_per_process=1, process_index=0, process_count=1
 def _log_widths(source, split):
   """Widths of a split's logs; a log narrower than the network's stride is an error."""
   w = buckets.source_widths(source)
-  narrow = np.flatnonzero(w < STRIDE)
+  narrow = np.flatnonzero(w < curvenet.STRIDE)
   if narrow.size:
     i = int(narrow[0])
     raise ValueError(f"{split} log {i} is {w[i]} px wide, narrower than the network's stride "
-                     f"({STRIDE} px; {narrow.size} such log(s)); drop it or pad it to >= "
-                     f"{STRIDE} px")
+                     f"({curvenet.STRIDE} px; {narrow.size} such log(s)); drop it or pad it to >= "
+                     f"{curvenet.STRIDE} px")
   return w
 
 
-def _bucketed_stage_data(stage, devices_per_process=1, process_index=0,
+def _bucketed_stage_data(stage, keys, devices_per_process=1, process_index=0,
                          process_count=1) -> StageData:
   """Variable-width logs: one bucket plan over train and eval widths, constant pixels/batch.
 
@@ -146,10 +171,11 @@ def _bucketed_stage_data(stage, devices_per_process=1, process_index=0,
   each batch splits evenly; several processes: each loads every `process_count`-th batch.
   """
   data = stage.data
-  train_src, eval_src = build_source(stage, "train"), build_source(stage, "eval")
+  train_src, eval_src = build_source(stage, "train", keys), build_source(stage, "eval", keys)
   train_w, eval_w = _log_widths(train_src, "train"), _log_widths(eval_src, "eval")
   shards = dict(multiple_of=devices_per_process, max_batch_size=data.max_batch_size or None)
-  bucket_widths = buckets.bucket_widths_for(np.concatenate([train_w, eval_w]), multiple=32,
+  bucket_widths = buckets.bucket_widths_for(np.concatenate([train_w, eval_w]),
+                                            multiple=curvenet.STRIDE,
                                             max_buckets=data.num_buckets)
   count = lambda w: np.bincount(buckets.assign_buckets(w, bucket_widths),
                                 minlength=len(bucket_widths))
@@ -182,7 +208,7 @@ def _bucketed_eval(stage, source, widths, bucket_widths, devices_per_process, pr
                                        shard_count=process_count)
 
 
-def _cropped_stage_data(stage, devices_per_process=1, process_index=0,
+def _cropped_stage_data(stage, keys, devices_per_process=1, process_index=0,
                         process_count=1) -> StageData:
   """Train on fixed-width windows (`crops.py`), evaluate on whole logs in width buckets.
 
@@ -191,7 +217,6 @@ def _cropped_stage_data(stage, devices_per_process=1, process_index=0,
   `data.epoch_steps` steps per epoch (0: one window of every log).
   """
   data = stage.data
-  keys = TASK_KEYS.get(stage.task, ("image", "seg"))
   shard = dict(shard_index=process_index, shard_count=process_count)
   if data.get("fresh", False):
     las = welllogs.load_las_data(tuple(data.las_paths), tuple(data.las_curves))
@@ -202,16 +227,16 @@ def _cropped_stage_data(stage, devices_per_process=1, process_index=0,
                               las_fraction=data.las_fraction, **shard)
     steps = max(1, data.num_train // stage.batch_size)
   else:
-    train_src = build_source(stage, "train")
+    train_src = build_source(stage, "train", keys)
     _log_widths(train_src, "train")
     load = crops.RandomCrops(train_src, seed=stage.seed, batch_size=stage.batch_size,
                              crop_width=data.crop_width,
                              epoch_steps=data.get("epoch_steps", 0), **shard)
     steps = load.steps_per_epoch
   train = grain.MapDataset.range(steps * stage.epochs).map(load)
-  eval_src = build_source(stage, "eval")
+  eval_src = build_source(stage, "eval", keys)
   eval_w = _log_widths(eval_src, "eval")
-  bucket_widths = buckets.bucket_widths_for(eval_w, multiple=STRIDE,
+  bucket_widths = buckets.bucket_widths_for(eval_w, multiple=curvenet.STRIDE,
                                             max_buckets=data.num_buckets)
   eval_ds = _bucketed_eval(stage, eval_src, eval_w, bucket_widths, devices_per_process,
                            process_index, process_count)

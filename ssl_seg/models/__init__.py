@@ -1,4 +1,8 @@
-"""Model constructors by name: configs pick an encoder and a size variant."""
+"""Model constructors by name: `model.name` picks the family, `model.variant` its sizes.
+
+A model config names a family and a variant and sets only the size fields it means to change;
+the fields it leaves None are the variant's (`resolve_size`), and a run logs the others.
+"""
 
 import dataclasses
 
@@ -13,44 +17,56 @@ def compute_dtype(model_cfg):
   return DTYPES[model_cfg.dtype]
 
 
-def vit_size(model_cfg):
-  """(ViTSize, overrides) of a ViT model config: `model.variant` decoded (`vit.decode_variant`),
-  then every size field the config sets (not None) in its place; overrides is
-  {field: (variant's value, config's value)} for those that differ."""
-  from ssl_seg.models import vit
-  return vit.resolve_size(model_cfg.variant,
-                          {k: model_cfg.get(k) for k in vit.SIZE_FIELDS})
+NAMES = {"vit": "ViT", "curvenet": "CurveNet"}  # model.name -> the family's name in messages.
+
+
+def _family(name):
+  """The module of model family `name` (its SIZE_FIELDS, resolve_size, LEGACY_DEFAULTS)."""
+  if name not in NAMES:
+    raise ValueError(f"unknown model.name {name!r}; choose one of {sorted(NAMES)}")
+  from ssl_seg.models import curvenet, vit
+  return {"vit": vit, "curvenet": curvenet}[name]
+
+
+def resolve_size(model_cfg):
+  """(size dataclass, overrides) of a model config: `model.variant` decoded, then every size
+  field the config sets (not None) in its place; overrides is {field: (variant's value,
+  config's value)} for those that differ. A field missing from a config saved before it
+  existed takes the value its checkpoints were made with (the family's LEGACY_DEFAULTS)."""
+  family = _family(model_cfg.name)
+  legacy = getattr(family, "LEGACY_DEFAULTS", {})
+  return family.resolve_size(model_cfg.variant, {k: model_cfg.get(k, legacy.get(k))
+                                                 for k in family.SIZE_FIELDS})
 
 
 def describe_overrides(model_cfg):
-  """One line naming the size fields a ViT config sets over its variant, or None."""
-  if model_cfg.get("name") != "vit":
-    return None
-  _, changed = vit_size(model_cfg)
+  """One line naming the size fields a config sets over its variant, or None."""
+  _, changed = resolve_size(model_cfg)
   if not changed:
     return None
-  return (f"ViT variant {model_cfg.variant!r} with " + ", ".join(
+  return (f"{NAMES[model_cfg.name]} variant {model_cfg.variant!r} with " + ", ".join(
       f"model.{k}={new} (variant: {old})" for k, (old, new) in changed.items()))
 
 
 def build_vit_encoder(model_cfg, rngs):
   """ViT encoder of `model.variant`, with the size fields the config sets overriding it."""
   from ssl_seg.models import vit
-  size, _ = vit_size(model_cfg)
+  size, _ = resolve_size(model_cfg)
   return vit.ViTEncoder(size, dropout_rate=model_cfg.dropout, dtype=compute_dtype(model_cfg),
                         rngs=rngs)
 
 
-def build_curvenet(model_cfg, out_channels, rngs):
-  """CurveNet (encoder incl. bottleneck transformer + decoder) from the config's size fields."""
+def build_curvenet(model_cfg, rngs, *, out_channels):
+  """CurveNet (encoder incl. bottleneck transformer + decoder) of `model.variant`, with the
+  size fields the config sets overriding it; one input channel (ink density)."""
   from ssl_seg.models import curvenet as cn
-  if model_cfg.variant not in cn.VARIANTS:
-    raise ValueError(f"unknown CurveNet variant {model_cfg.variant!r}; choose one of "
-                     f"{sorted(cn.VARIANTS)}")
-  # A config saved before a field existed gets the value its checkpoints were made with.
-  size = {f.name: model_cfg.get(f.name, cn.LEGACY_DEFAULTS.get(f.name, f.default))
-          for f in dataclasses.fields(cn.CurveNetSize)}
-  size["widths"] = tuple(size["widths"])
-  size["logit_strides"] = tuple(size["logit_strides"])
+  size, _ = resolve_size(model_cfg)
   return cn.CurveNetModel(in_channels=1, out_channels=out_channels, dropout_rate=model_cfg.dropout,
-                          dtype=compute_dtype(model_cfg), rngs=rngs, **size)
+                          dtype=compute_dtype(model_cfg), rngs=rngs, **dataclasses.asdict(size))
+
+
+def build(model_cfg, rngs, **kw):
+  """The model `model.name` names: a ViT encoder, or a CurveNet given `out_channels`."""
+  _family(model_cfg.name)  # Unknown names: one error listing the known ones.
+  return {"vit": build_vit_encoder, "curvenet": build_curvenet}[model_cfg.name](
+      model_cfg, rngs, **kw)

@@ -49,6 +49,8 @@ class CurveNetSize:
 
 
 NORMS = ("none", "layer")
+# Architecture fields a config may set one by one over its variant (`model.<field>`).
+SIZE_FIELDS = tuple(f.name for f in dataclasses.fields(CurveNetSize))
 # Values for fields missing from configs saved before the field existed (their checkpoints).
 LEGACY_DEFAULTS = {"norm": "layer", "stem_width": 0, "logit_strides": (1,)}
 
@@ -58,6 +60,29 @@ VARIANTS = {
     "small": CurveNetSize(widths=(8, 16, 32, 48, 64), heads=4, head_dim=16),  # CPU demo.
     "base": CurveNetSize(widths=(32, 64, 128, 256, 320), heads=8, head_dim=32),  # GPU.
 }
+
+
+def decode_variant(variant) -> CurveNetSize:
+  """'tiny' | 'small' | 'base' -> CurveNetSize; ValueError naming the choices."""
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown CurveNet variant {variant!r}; choose one of {sorted(VARIANTS)}")
+  return VARIANTS[variant]
+
+
+def resolve_size(variant, overrides: dict):
+  """(CurveNetSize, {field: (variant's value, override)}) for the fields `overrides` changes.
+
+  Fields set to None are the variant's; the others replace them (the caller logs the dict).
+  """
+  size = decode_variant(variant)
+  unknown = sorted(set(overrides) - set(SIZE_FIELDS))
+  if unknown:
+    raise ValueError(f"unknown CurveNet size field(s) {unknown}; fields: {list(SIZE_FIELDS)}")
+  # Configs read back from JSON hold lists where the dataclass holds tuples.
+  given = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()
+           if v is not None}
+  changed = {k: (getattr(size, k), v) for k, v in given.items() if getattr(size, k) != v}
+  return dataclasses.replace(size, **given), changed
 
 
 def full_res_width(widths, width=0):

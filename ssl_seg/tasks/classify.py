@@ -4,16 +4,26 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ssl_seg import models, tasks
+from ssl_seg import config_utils, models, tasks
 from ssl_seg.data import augment
 from ssl_seg.models import heads
+
+BATCH_KEYS = ("image", "label")
+MODEL = "vit"
+
+
+def validate(stage, f):
+  config_utils.need(stage.num_classes >= 2, f"{f}.num_classes",
+                    f"must be >= 2, got {stage.num_classes}")
+  config_utils.need(stage.augment.mixup_alpha >= 0, f"{f}.augment.mixup_alpha",
+                    f"must be >= 0 (0 = off), got {stage.augment.mixup_alpha}")
 
 
 def make_task(stage):
   num_classes = stage.num_classes
 
   def build_model(rngs):
-    return heads.Classifier(models.build_vit_encoder(stage.model, rngs), num_classes,
+    return heads.Classifier(models.build(stage.model, rngs), num_classes,
                             dropout_rate=stage.model.dropout, rngs=rngs)
 
   def loss_fn(model, batch, key, train):
@@ -26,7 +36,7 @@ def make_task(stage):
       images = augment.color_jitter(k_color, images, brightness=j, contrast=j, saturation=j)
     if train and stage.augment.mixup_alpha > 0:
       images, targets = augment.mixup(k_mix, images, targets, stage.augment.mixup_alpha)
-    images = (images - augment.IMAGENET_MEAN) / augment.IMAGENET_STD
+    images = augment.standardize(images)
     logits, _ = model(images, train=train, key=k_model)
     logits = logits.astype(jnp.float32)
     loss = optax.softmax_cross_entropy(logits, targets).mean()
@@ -47,4 +57,4 @@ def make_task(stage):
     n = max(float(totals["count"]), 1.0)
     return {"loss": float(totals["loss_sum"]) / n, "acc": float(totals["correct"]) / n}
 
-  return tasks.Task("classify", build_model, loss_fn, eval_fn, summarize)
+  return tasks.Task(build_model, loss_fn, eval_fn, summarize)

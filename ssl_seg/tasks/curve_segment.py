@@ -14,16 +14,31 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssl_seg import metrics, models, tasks
+from ssl_seg import config_utils, metrics, models, tasks
 from ssl_seg.data import augment
 from ssl_seg.tasks import segment
 
+BATCH_KEYS = ("image", "seg")
+MODEL = "curvenet"
 LOSSES = ("ce", "dice", "ce_dice")
+
+
+# The input transform of both CurveNet tasks: the denoise task corrupts in brightness and
+# feeds `invert` of it, this one feeds `ink`. Grafting a denoise encoder into this task relies
+# on the two agreeing, so both go through these functions.
+def brightness(images_u8):
+  """uint8 scans (255 = paper) -> float brightness in [0, 1] (1 = paper)."""
+  return images_u8.astype(jnp.float32) / 255.0
+
+
+def invert(x):
+  """Brightness (1 = paper) <-> ink density (0 = paper); its own inverse."""
+  return 1.0 - x
 
 
 def ink(images_u8):
   """uint8 scans [B, H, W, 1] (255 = paper) -> float ink density in [0, 1] (0 = paper)."""
-  return 1.0 - images_u8.astype(jnp.float32) / 255.0
+  return invert(brightness(images_u8))
 
 
 def pixel_weights(valid_px, row_valid):
@@ -59,19 +74,30 @@ def decision_logits(logits, class_weights, correction=1.0):
   return logits - correction * jnp.log(jnp.asarray(class_weights, jnp.float32))
 
 
+def _class_names(stage):
+  return ("background", "curve") if stage.binary else tuple(stage.class_names)
+
+
+def validate(stage, f):
+  """The loss, one class weight per class, and the weight correction's range."""
+  config_utils.need(stage.loss in LOSSES, f"{f}.loss",
+                    f"must be one of {LOSSES}, got {stage.loss!r}")
+  segment.check_class_weights(stage.class_weights, _class_names(stage), f)
+  correction = stage.get("weight_correction", 0.0)
+  config_utils.need(0.0 <= correction <= 1.0, f"{f}.weight_correction",
+                    f"must be in [0, 1] (share of the class weights' bias removed), got "
+                    f"{correction}")
+
+
 def make_task(stage):
   binary = stage.binary
-  class_names = ("background", "curve") if binary else tuple(stage.class_names)
+  class_names = _class_names(stage)
   num_classes = len(class_names)
-  if stage.loss not in LOSSES:
-    raise ValueError(f"loss must be one of {LOSSES}, got {stage.loss!r}")
   class_weights = np.asarray(stage.class_weights, np.float32) if stage.class_weights else None
   correction = stage.get("weight_correction", 0.0)  # See decision_logits.
-  if class_weights is not None and len(class_weights) != num_classes:
-    raise ValueError(f"class_weights has {len(class_weights)} entries for {num_classes} classes")
 
   def build_model(rngs):
-    return models.build_curvenet(stage.model, num_classes, rngs)
+    return models.build(stage.model, rngs, out_channels=num_classes)
 
   def labels_of(batch):
     seg = batch["seg"].astype(jnp.int32)
@@ -121,5 +147,4 @@ def make_task(stage):
             "prediction": decision_logits(logits, class_weights, correction).argmax(-1)
                           * batch["valid_px"]}
 
-  return tasks.Task("curve_segment", build_model, loss_fn, eval_fn, summarize, class_names,
-                    pictures)
+  return tasks.Task(build_model, loss_fn, eval_fn, summarize, class_names, pictures)

@@ -5,9 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ssl_seg import metrics, models, tasks
+from ssl_seg import config_utils, metrics, models, tasks
 from ssl_seg.data import augment
 from ssl_seg.models import heads
+
+BATCH_KEYS = ("image", "seg")
+MODEL = "vit"
 
 
 def pixel_cross_entropy(logits, labels, weights, class_weights=None):
@@ -45,15 +48,25 @@ def summarize_segmentation(totals, class_names, per_image_miou):
   return out
 
 
+def check_class_weights(class_weights, class_names, f):
+  """Empty (unweighted) or one weight per class; ConfigError naming the field."""
+  weights = tuple(class_weights or ())
+  config_utils.need(not weights or len(weights) == len(class_names), f"{f}.class_weights",
+                    f"has {len(weights)} entries for {len(class_names)} classes "
+                    f"{tuple(class_names)}; give one weight per class or () for none")
+
+
+def validate(stage, f):
+  check_class_weights(stage.class_weights, stage.class_names, f)
+
+
 def make_task(stage):
   class_names = tuple(stage.class_names)
   num_classes = len(class_names)
   class_weights = np.asarray(stage.class_weights, np.float32) if stage.class_weights else None
-  if class_weights is not None and len(class_weights) != num_classes:
-    raise ValueError(f"class_weights has {len(class_weights)} entries for {num_classes} classes")
 
   def build_model(rngs):
-    return heads.LinearSegmenter(models.build_vit_encoder(stage.model, rngs), num_classes,
+    return heads.LinearSegmenter(models.build(stage.model, rngs), num_classes,
                                  rngs=rngs)
 
   def loss_fn(model, batch, key, train):
@@ -65,7 +78,7 @@ def make_task(stage):
       images, labels = augment.crop_flip(k_geo, images, labels, scale=stage.augment.scale)
       j = stage.augment.jitter
       images = augment.color_jitter(k_color, images, brightness=j, contrast=j, saturation=j)
-    images = (images - augment.IMAGENET_MEAN) / augment.IMAGENET_STD
+    images = augment.standardize(images)
     logits, _ = model(images, train=train, key=k_model)
     weights = jnp.ones(labels.shape, jnp.float32)
     loss = pixel_cross_entropy(logits, labels, weights, class_weights)
@@ -87,4 +100,4 @@ def make_task(stage):
     return {"scan": batch["image"], "truth": batch["seg"].astype(jnp.int32),
             "prediction": logits.argmax(-1)}
 
-  return tasks.Task("segment", build_model, loss_fn, eval_fn, summarize, class_names, pictures)
+  return tasks.Task(build_model, loss_fn, eval_fn, summarize, class_names, pictures)

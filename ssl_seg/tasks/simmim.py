@@ -8,9 +8,13 @@ import jax
 import jax.numpy as jnp
 from einops import rearrange, repeat
 
-from ssl_seg import models, tasks
+from ssl_seg import config_utils, models, tasks
 from ssl_seg.data import augment
 from ssl_seg.models import heads, vit
+from ssl_seg.tasks import losses
+
+BATCH_KEYS = ("image",)
+MODEL = "vit"
 
 
 def random_patch_mask(key, batch, num_patches, ratio):
@@ -50,18 +54,26 @@ def mask_block(mask_patch_size, patch_size, img_size):
 
 def masked_patch_loss(pred, target, mask, kind):
   """Mean L1/L2 over the pixels of masked patches only (visible patches contribute nothing)."""
-  err = jnp.abs(pred - target) if kind == "l1" else jnp.square(pred - target)
-  per_patch = err.mean(axis=-1)
+  per_patch = losses.pixel_error(pred, target, kind).mean(axis=-1)
   return (per_patch * mask).sum() / jnp.maximum(mask.sum(), 1)
+
+
+def validate(stage, f):
+  """The loss kind, and mask patches that tile the (resolved) ViT's token grid."""
+  config_utils.need(stage.mim.loss in losses.ERROR_KINDS, f"{f}.mim.loss",
+                    f"must be one of {losses.ERROR_KINDS}, got {stage.mim.loss!r}")
+  size, _ = models.resolve_size(stage.model)
+  try:
+    mask_block(stage.mim.get("mask_patch_size", 0), size.patch_size, size.img_size)
+  except ValueError as e:
+    raise config_utils.ConfigError(f"config.{f}.{e}") from None
 
 
 def make_task(stage):
   mim = stage.mim
-  if mim.loss not in ("l1", "l2"):
-    raise ValueError(f"mim.loss must be 'l1' or 'l2', got {mim.loss!r}")
 
   def build_model(rngs):
-    return heads.SimMIM(models.build_vit_encoder(stage.model, rngs), rngs=rngs)
+    return heads.SimMIM(models.build(stage.model, rngs), rngs=rngs)
 
   def prepare(key, batch, train):
     images = batch["image"].astype(jnp.float32) / 255.0
@@ -72,7 +84,7 @@ def make_task(stage):
       images = augment.color_jitter(k_color, images, brightness=stage.augment.jitter,
                                     contrast=stage.augment.jitter,
                                     saturation=stage.augment.jitter)
-    return (images - augment.IMAGENET_MEAN) / augment.IMAGENET_STD
+    return augment.standardize(images)
 
   def forward(model, batch, key, train):
     k_aug, k_mask, k_model = jax.random.split(key, 3)
@@ -90,7 +102,7 @@ def make_task(stage):
 
   def eval_fn(model, batch, key):
     pred, target, mask = forward(model, batch, key, train=False)
-    err = jnp.abs(pred - target) if mim.loss == "l1" else jnp.square(pred - target)
+    err = losses.pixel_error(pred, target, mim.loss)
     valid = batch["_valid"][:, None] * mask
     return {"loss_sum": (err.mean(-1) * valid).sum(), "count": valid.sum()}
 
@@ -111,4 +123,4 @@ def make_task(stage):
     return {"scan": batch["image"], "corrupted": to_u8(masked),
             "reconstruction": to_u8(jnp.where(mask[..., None], pred, target))}
 
-  return tasks.Task("mim", build_model, loss_fn, eval_fn, summarize, pictures=pictures)
+  return tasks.Task(build_model, loss_fn, eval_fn, summarize, pictures=pictures)
