@@ -34,7 +34,7 @@ from PIL import Image  # noqa: E402
 from benchmarks import output  # noqa: E402
 from configs import common, vit_paper  # noqa: E402
 from ssl_seg import optim, state as state_lib, step as step_lib, tasks  # noqa: E402
-from ssl_seg.data import natural, pipeline  # noqa: E402
+from ssl_seg.data import image_files, natural, pipeline  # noqa: E402
 
 _VARIANT = flags.DEFINE_enum("variant", "paper", ["paper", "tiny"], "ViT size of the step.")
 _BATCH = flags.DEFINE_integer("batch", 32, "Batch size (pipeline and step).")
@@ -84,11 +84,11 @@ def main(argv):
       folder = os.path.join(tmp, "images")
       os.makedirs(folder)
       _write_jpegs(folder, _NUM.value, tuple(int(v) for v in _SRC.value.split("x")))
-    files = natural.list_images(folder)
+    files = image_files.list_images(folder)
 
     t0 = time.perf_counter()
     for p in files[:64]:
-      natural.load_image(p, size)
+      image_files.load_image(p, size)
     rows.append({"name": "jpeg_decode", "images_per_s": min(64, len(files))
                  / (time.perf_counter() - t0)})
 

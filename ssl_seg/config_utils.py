@@ -11,12 +11,8 @@ import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
-from ssl_seg import tasks
-
 NONFINITE_POLICIES = ("stop", "skip")
 USAGE_EXIT_CODE = 2  # A bad flag or config value (README "When things go wrong").
-# Model size fields where 0 means "derive it" (CurveNet's stem) or "none" (bottleneck layers).
-ZERO_OK = ("stem_width", "bottleneck_layers")
 # Tuple fields of numbers: an override that absl could not read as a tuple arrives as a string.
 NUMERIC_TUPLES = ("optim.decay_epochs", "model.widths", "model.logit_strides", "augment.scale")
 # Stage fields a resumed or repeated run may change: they change nothing it learns.
@@ -132,115 +128,68 @@ def need(cond, field, msg):
 
 
 def validate(config):
-  """Raises ConfigError naming the first bad field."""
+  """Raises ConfigError naming the first bad field, checking every stage before any runs."""
   need(len(config.stage_order) > 0, "stage_order", "at least one stage is needed")
-  seen = []
-  for name in config.stage_order:
+  for i, name in enumerate(config.stage_order):
     need(name in config.stages, "stage_order", f"stage {name!r} is not defined in "
-          f"config.stages (defined: {sorted(config.stages)})")
-    st, f = config.stages[name], f"stages.{name}"
-    need(st.task in tasks.TASKS, f"{f}.task", f"unknown task {st.task!r}; choose one of "
-          f"{sorted(tasks.TASKS)}")
-    need(st.epochs >= 0, f"{f}.epochs", f"must be >= 0 (0: evaluate init_from only), got "
-          f"{st.epochs}")
-    need(st.epochs or st.init_from.stage, f"{f}.epochs", "0 evaluates a checkpoint without "
-          f"training: set --config.{f}.init_from.stage to the stage name or stage directory to "
-          "evaluate")
-    need(st.batch_size >= 1, f"{f}.batch_size", f"must be >= 1, got {st.batch_size}")
-    need(st.eval_batch_size >= 1, f"{f}.eval_batch_size", f"must be >= 1, got "
-          f"{st.eval_batch_size}")
-    need(st.optim.lr > 0, f"{f}.optim.lr", f"must be > 0, got {st.optim.lr}")
-    need(st.optim.schedule in ("constant", "multistep", "cosine"), f"{f}.optim.schedule",
-          f"must be constant, multistep or cosine, got {st.optim.schedule!r}")
-    need(st.on_nonfinite in NONFINITE_POLICIES, f"{f}.on_nonfinite",
-          f"must be one of {NONFINITE_POLICIES}, got {st.on_nonfinite!r}")
-    need(st.log_every_steps >= 1, f"{f}.log_every_steps", "must be >= 1")
-    need(st.checkpoint.every_epochs >= 1, f"{f}.checkpoint.every_epochs", "must be >= 1")
-    need(st.checkpoint.keep >= 1, f"{f}.checkpoint.keep", "must be >= 1")
-    need(st.eval.every_epochs >= 1, f"{f}.eval.every_epochs", "must be >= 1")
-    need(st.encoder.frozen_epochs >= 0, f"{f}.encoder.frozen_epochs", "must be >= 0")
-    decay = st.optim.get("layer_decay", 1.0)
-    need(0 < decay <= 1, f"{f}.optim.layer_decay", f"must be in (0, 1] (1 = off), got {decay}")
-    need(decay == 1 or st.model.get("name") == "vit", f"{f}.optim.layer_decay", "layer decay "
-          f"is for ViT encoders; this stage's model is {st.model.get('name')!r}: set it to 1")
-    _validate_data(st.data, f"{f}.data")
-    task = tasks.module(st.task)
-    _validate_model(st, f, task.MODEL)
-    for path in NUMERIC_TUPLES:
-      parent, _, leaf = path.rpartition(".")
-      if parent in st and st[parent].get(leaf) is not None:  # None: the variant's sizes.
-        v = tuple(st[parent][leaf])
-        need(all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v),
-              f"{f}.{path}", f"must be numbers, got {v}; give a tuple as "
-              f"--config.{f}.{path}='(30, 60)' or repeat the flag once per number")
-    from ssl_seg import optim  # Imported here: optax pulls in JAX, which render_las never needs.
-    try:
-      optim.parse_policy(st.encoder.policy)
-    except ValueError as e:
-      raise ConfigError(f"config.{f}.encoder.policy: {e}") from None
-    task.validate(st, f)
-    init = st.init_from.stage
+         f"config.stages (defined: {sorted(config.stages)})")
+    _validate_stage(config.stages[name], f"stages.{name}")
+    init = config.stages[name].init_from.stage
     if init and os.sep not in init:
-      need(init in seen, f"{f}.init_from.stage", f"{init!r} is not an earlier stage "
-            f"(earlier: {seen}); give a stage name that runs before {name!r} or a path")
-    seen.append(name)
+      seen = list(config.stage_order[:i])
+      need(init in seen, f"stages.{name}.init_from.stage", f"{init!r} is not an earlier stage "
+           f"(earlier: {seen}); give a stage name that runs before {name!r} or a path")
 
 
-def _validate_model(st, f, family):
-  """The model family the task builds, its variant, and size fields that build a model."""
-  need(st.model.get("name") == family, f"{f}.model.name", f"task {st.task!r} builds a "
-       f"{family!r} model, got {st.model.get('name')!r}; choose {family!r}")
-  for k, v in st.model.items():
-    sizes = v if isinstance(v, (tuple, list)) else (v,)
-    if all(isinstance(x, int) and not isinstance(x, bool) for x in sizes):
-      low = 0 if k in ZERO_OK else 1
-      need(all(x >= low for x in sizes), f"{f}.model.{k}", f"must be >= {low}, got {v}")
-  from ssl_seg import models  # JAX, only when validating (as optim above).
+def _validate_stage(st, f):
+  """The fields of stage `f` ('stages.NAME'): the loop's, then its data's, model's and task's
+  (each checked by the module that owns them)."""
+  from ssl_seg import models, optim, tasks  # JAX: render_las, which needs none, imports us.
+  from ssl_seg.data import sources
+  need(st.task in tasks.TASKS, f"{f}.task", f"unknown task {st.task!r}; choose one of "
+       f"{sorted(tasks.TASKS)}")
+  need(st.epochs >= 0, f"{f}.epochs", f"must be >= 0 (0: evaluate init_from only), got "
+       f"{st.epochs}")
+  need(st.epochs or st.init_from.stage, f"{f}.epochs", "0 evaluates a checkpoint without "
+       f"training: set --config.{f}.init_from.stage to the stage name or stage directory to "
+       "evaluate")
+  need(st.batch_size >= 1, f"{f}.batch_size", f"must be >= 1, got {st.batch_size}")
+  need(st.eval_batch_size >= 1, f"{f}.eval_batch_size", f"must be >= 1, got "
+       f"{st.eval_batch_size}")
+  need(st.optim.lr > 0, f"{f}.optim.lr", f"must be > 0, got {st.optim.lr}")
+  need(st.optim.schedule in ("constant", "multistep", "cosine"), f"{f}.optim.schedule",
+       f"must be constant, multistep or cosine, got {st.optim.schedule!r}")
+  need(st.on_nonfinite in NONFINITE_POLICIES, f"{f}.on_nonfinite",
+       f"must be one of {NONFINITE_POLICIES}, got {st.on_nonfinite!r}")
+  need(st.log_every_steps >= 1, f"{f}.log_every_steps", "must be >= 1")
+  need(st.checkpoint.every_epochs >= 1, f"{f}.checkpoint.every_epochs", "must be >= 1")
+  need(st.checkpoint.keep >= 1, f"{f}.checkpoint.keep", "must be >= 1")
+  need(st.eval.every_epochs >= 1, f"{f}.eval.every_epochs", "must be >= 1")
+  need(st.encoder.frozen_epochs >= 0, f"{f}.encoder.frozen_epochs", "must be >= 0")
+  decay = st.optim.get("layer_decay", 1.0)
+  need(0 < decay <= 1, f"{f}.optim.layer_decay", f"must be in (0, 1] (1 = off), got {decay}")
+  need(decay == 1 or st.model.get("name") == "vit", f"{f}.optim.layer_decay", "layer decay "
+       f"is for ViT encoders; this stage's model is {st.model.get('name')!r}: set it to 1")
+  sources.validate(st.data, f"{f}.data")
+  task = tasks.module(st.task)
+  need(st.model.get("name") == task.MODEL, f"{f}.model.name", f"task {st.task!r} builds a "
+       f"{task.MODEL!r} model, got {st.model.get('name')!r}; choose {task.MODEL!r}")
+  size = models.validate(st.model, f"{f}.model")
+  if task.MODEL == "vit" and "size" in st.data:
+    need(st.data.size == size.img_size, f"{f}.data.size", f"{st.data.size} px images for a "
+         f"ViT of model.img_size {size.img_size}; set both to the same size")
+  for path in NUMERIC_TUPLES:
+    parent, _, leaf = path.rpartition(".")
+    if parent in st and st[parent].get(leaf) is not None:  # None: the variant's sizes.
+      v = tuple(st[parent][leaf])
+      need(all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v),
+           f"{f}.{path}", f"must be numbers, got {v}; give a tuple as "
+           f"--config.{f}.{path}='(30, 60)' or repeat the flag once per number")
   try:
-    size, _ = models.resolve_size(st.model)
+    optim.parse_policy(st.encoder.policy)
   except ValueError as e:
-    raise ConfigError(f"config.{f}.model.variant: {e}") from None
-  if family == "vit":
-    need(size.img_size % size.patch_size == 0, f"{f}.model.img_size", f"{size.img_size} is not "
-         f"a multiple of the patch size {size.patch_size} (variant {st.model.variant!r})")
-    if "size" in st.data:
-      need(st.data.size == size.img_size, f"{f}.data.size", f"{st.data.size} px images for a "
-           f"ViT of model.img_size {size.img_size}; set both to the same size")
-
-
-def _validate_data(data, f):
-  """Empty splits and label subsets, and well logs narrower than CurveNet's stride."""
-  for split in ("num_train", "num_eval"):
-    if split in data:
-      need(data[split] != 0, f"{f}.{split}", "must be -1 (all) or >= 1, got 0 (an empty "
-            "data set cannot train or evaluate)")
-  if "num_labels" in data:
-    need(data.num_labels == -1 or data.num_labels >= 1, f"{f}.num_labels",
-          f"must be -1 (all examples) or >= 1, got {data.num_labels} (an empty label subset)")
-  if "las_curves" in data:
-    need(len(data.las_curves) == 2 and all(isinstance(c, str) and c for c in data.las_curves),
-          f"{f}.las_curves", f"must name two LAS curves (curve1, curve2), e.g. GR,RHOB; got "
-          f"{tuple(data.las_curves)}")
-  from ssl_seg.models import curvenet  # Narrower logs have no bottleneck column.
-  if data.get("crop_width", 0):
-    need(data.crop_width % curvenet.STRIDE == 0 and data.crop_width > 0, f"{f}.crop_width",
-          f"must be 0 (whole logs) or a positive multiple of {curvenet.STRIDE} px (the "
-          f"network's stride), got {data.crop_width}")
-  if "las_fraction" in data:
-    need(0.0 <= data.las_fraction <= 1.0, f"{f}.las_fraction",
-          f"must be a share in [0, 1], got {data.las_fraction}")
-  if "min_width" in data:
-    need(data.min_width >= curvenet.STRIDE, f"{f}.min_width", f"must be >= {curvenet.STRIDE} px "
-          f"(the network's stride), got {data.min_width}")
-  if data.get("manifest"):
-    # Read now, not when the stage's data is built: a typo in a path, or a bad layout file,
-    # would otherwise stop the run after the stages before it have trained.
-    from ssl_seg.data import scan_folders
-    try:
-      scan_folders.read_manifests(data.manifest, depth_axis=data.get("depth_axis", "auto"),
-                                  tracks=tuple(data.get("tracks", ())))
-    except (ValueError, OSError) as e:
-      raise ConfigError(f"config.{f}.manifest: {e}") from None
+    raise ConfigError(f"config.{f}.encoder.policy: {e}") from None
+  task.validate(st, f)
 
 
 def flat(d, prefix=""):

@@ -16,7 +16,7 @@ from absl import flags
 from flax import nnx
 from orbax.checkpoint._src.handlers import json_checkpoint_handler
 
-from configs import vit_tiny_synthetic, welllog_demo
+from configs import common, vit_tiny_synthetic, welllog_demo
 from ssl_seg import checkpoint, config_utils, main, metrics, optim, state as state_lib, tasks
 from ssl_seg.data import sources, welllogs
 
@@ -54,6 +54,14 @@ def test_unknown_config_key_and_wrong_type_fail_while_parsing():
     _parse("--config.stages.segment.epochs=many")
 
 
+def test_booleans_are_strict_in_config_arguments_and_overrides():
+  assert common.parse_arg("probe=No", probe=True).probe is False
+  with pytest.raises(ValueError, match="config argument 'probe=ture': expected true or false"):
+    common.parse_arg("probe=ture", probe=False)
+  with pytest.raises(flags.IllegalFlagValueError, match="Non-boolean argument"):
+    _parse("--config.stages.segment.augment.enabled=ture")
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("batch_size", 0, "config.stages.segment.batch_size: must be >= 1"),
     ("encoder.policy", "melt", "config.stages.segment.encoder.policy: encoder policy must be"),
@@ -66,6 +74,11 @@ def test_unknown_config_key_and_wrong_type_fail_while_parsing():
      r"model, got 'nope'; choose 'vit'"),
     ("optim.decay_epochs", ("(a,b)",), r"config.stages.segment.optim.decay_epochs: must be "
      r"numbers, got \('\(a,b\)',\); give a tuple as"),
+    ("data.name", "mnist", r"config.stages.segment.data.name: unknown data set 'mnist'; known: "
+     r"synthetic_shapes, welllog_synthetic"),
+    ("model.variant", "huge", r"config.stages.segment.model.variant: unknown ViT variant"),
+    ("class_weights", (1.0, 2.0), r"config.stages.segment.class_weights: has 2 entries for 3 "
+     r"classes"),
 ])
 def test_bad_config_values_fail_before_any_work(tmp_path, field, value, message):
   cfg = _tiny()

@@ -133,6 +133,11 @@ def _cases(root):
       "stages_typo": ([*main, wd("x"), "--stages=pretrain,segmnet"], 2,
                       r"^error: --stages: unknown stage\(s\) 'segmnet'; choose from pretrain, "
                       r"segment, segment_scratch$"),
+      # A task's own field in a later stage: refused before the first stage trains.
+      "later_stage_task_field": ([*main, wd("weights"), "--config.stages.segment.class_weights="
+                                  "(1.0, 2.0)"], 2,
+                                 r"^error: config.stages.segment.class_weights: has 2 entries "
+                                 r"for 3 classes \('pet', 'background', 'border'\)"),
       "rerun_other_config": ([*main, wd("finished"), "--config.seed=1"], 2,
                              r"'pretrain' in .*finished were trained with another config "
                              r"\(stages.pretrain.seed: 0 -> 1\); .*--force"),
@@ -185,7 +190,7 @@ def _errors(proc):
 
 @pytest.mark.parametrize("name", [
     "unknown_field", "config_syntax", "config_arg_typo", "config_arg_value", "stages_typo",
-    "rerun_other_config", "graft_unfinished", "predict_output_unwritable",
+    "later_stage_task_field", "rerun_other_config", "graft_unfinished", "predict_output_unwritable",
     "evaluate_out_missing_folder", "render_min_width_0", "render_widths_swapped",
     "las_repeated_depth"])
 def test_one_error_line_and_exit_code(results, name):
@@ -197,6 +202,7 @@ def test_one_error_line_and_exit_code(results, name):
 
 
 def test_refusals_write_nothing(root, results):
+  assert not (root / "weights").exists()  # Not a step of pretraining before the bad stage.
   # A refused rerun leaves the finished stage and writes no config.json or metrics.
   assert sorted(os.listdir(root / "finished")) == ["pretrain"]
   assert sorted(os.listdir(root / "finished" / "pretrain" / "checkpoints")) == ["1"]

@@ -92,6 +92,27 @@ def test_configs_saved_before_the_new_fields_rebuild_their_old_model():
   assert now.encoder.stem.norm is None and len(now.decoder.coarse_heads) == 1
 
 
+def test_variant_is_the_source_of_sizes_and_overrides_are_named():
+  import os
+
+  from ssl_seg import config_utils, models, tasks
+  demo = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
+                      "welllog_demo.py")
+  cfg = config_utils.load_config(f"{demo}:variant=tiny", [
+      "--config.stages.pretrain.model.variant=base", "--config.stages.synthetic.model.heads=4"])
+  config_utils.validate(cfg)
+  model = nnx.eval_shape(lambda: tasks.make_task(cfg.stages.pretrain).build_model(nnx.Rngs(0)))
+  assert model.encoder.widths == cn.VARIANTS["base"].widths
+  assert models.describe_overrides(cfg.stages.pretrain.model) is None
+  assert models.describe_overrides(cfg.stages.synthetic.model) == (
+      "CurveNet variant 'tiny' with model.heads=4 (variant: 2)")
+  # A stage saved with the variant's sizes copied in (before issue 18) is the same config.
+  st = cfg.stages.finetune_cold.to_dict()
+  assert config_utils.config_changes({**st, "model": {**st["model"], **TINY}}, st) == []
+  assert config_utils.config_changes({**st, "model": {**st["model"], **TINY, "heads": 4}},
+                                     st) == ["model.heads: 4 -> 2"]
+
+
 def test_one_set_of_params_serves_any_width():
   model = tiny()
   out, aux = apply(model, images(0, 128))

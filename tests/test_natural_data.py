@@ -15,7 +15,7 @@ from PIL import Image
 
 from configs import vit_tiny_files
 from ssl_seg import main, metrics
-from ssl_seg.data import natural, pipeline, records
+from ssl_seg.data import image_files, natural, pipeline, records
 
 W, H, SIZE = 40, 30, 32
 BREEDS = ("Bengal", "boxer")  # Not among the 12 names TFDS re-encodes with TensorFlow.
@@ -57,7 +57,7 @@ def make_intel(root, train=3, test=1, seed=0, nested=False):
   rng = np.random.default_rng(seed)
   for split, n in (("seg_train", train), ("seg_test", test)):
     base = os.path.join(root, split, split) if nested else os.path.join(root, split)
-    for c in natural.INTEL_CLASSES:
+    for c in image_files.INTEL_CLASSES:
       for i in range(n):
         _jpeg(os.path.join(base, c, f"{i}.jpg"), rng)
 

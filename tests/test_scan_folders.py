@@ -11,7 +11,7 @@ from PIL import Image
 
 from configs import welllog_files
 from ssl_seg import archive, config_utils, inference, layouts, main, metrics, scan_io, tasks
-from ssl_seg.data import natural, scan_folders, sources, welllogs
+from ssl_seg.data import image_files, scan_folders, sources, welllogs
 
 
 def _write_archive(root, n=5, *, height=64, portrait=(1,)):
@@ -60,7 +60,7 @@ def test_labelled_folder_reads_scans_in_the_model_layout_and_skips_bad_files(tmp
 
 def test_a_folder_with_nothing_usable_is_one_clear_error(tmp_path):
   (tmp_path / "bad.png").write_bytes(b"garbage")
-  with pytest.raises(natural.DataError, match="none of the 1 file"):
+  with pytest.raises(image_files.DataError, match="none of the 1 file"):
     scan_folders.load_logs([str(tmp_path / "bad.png")], "", height=64)
 
 
@@ -69,7 +69,7 @@ def test_split_holds_out_whole_files_and_is_seeded():
   train, held = scan_folders.split_files(paths, 3, seed=0)
   assert len(held) == 3 and not set(train) & set(held) and len(train) == 7
   assert scan_folders.split_files(paths, 3, seed=0) == (train, held)
-  with pytest.raises(natural.DataError, match="num_eval"):
+  with pytest.raises(image_files.DataError, match="num_eval"):
     scan_folders.split_files(paths, 10, seed=0)
 
 

@@ -35,7 +35,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ssl_seg import scan_io
-from ssl_seg.data import natural
+from ssl_seg.data import image_files
 
 
 def _layout_module():
@@ -148,7 +148,7 @@ def load_logs(paths, masks_dir, *, height, depth_axis="auto", tracks=(), num_cla
         print(f"{_label(path, page)}: colour scan read as grayscale (the model trains on "
               "grayscale)")
   if not logs:
-    raise natural.DataError(f"{what}: none of the {len(jobs)} {unit} could be used "
+    raise image_files.DataError(f"{what}: none of the {len(jobs)} {unit} could be used "
                             f"({skipped} skipped, see the lines above)")
   if skipped:
     print(f"{what}: {skipped} of {len(jobs)} {unit} skipped")
@@ -180,7 +180,7 @@ def split_files(paths, num_eval, seed):
   """(train, eval) file lists: `num_eval` files held out by a seeded draw (whole files, so
   the tracks of one scan never sit on both sides)."""
   if not 0 < num_eval < len(paths):
-    raise natural.DataError(f"data.num_eval={num_eval} must hold out at least one of the "
+    raise image_files.DataError(f"data.num_eval={num_eval} must hold out at least one of the "
                             f"{len(paths)} file(s) and leave at least one for training; or set "
                             "data.eval_images")
   held = set(np.random.default_rng([seed, 0xe7a1]).permutation(len(paths))[:num_eval].tolist())
@@ -191,11 +191,11 @@ def split_files(paths, num_eval, seed):
 def build_source(data, split, keys, num_classes=3):
   """Train or eval logs of a `welllog_files` data config (see configs/welllog_files.py)."""
   if not data.images:
-    raise natural.DataNotFoundError("welllog_files: data.images is not set; point it to a "
+    raise image_files.DataNotFoundError("welllog_files: data.images is not set; point it to a "
                                     "folder of scans")
   labeled = "seg" in keys
   if labeled and not data.masks:
-    raise natural.DataNotFoundError("welllog_files: this task needs labels but data.masks is "
+    raise image_files.DataNotFoundError("welllog_files: this task needs labels but data.masks is "
                                     "not set; point it to the folder of mask PNGs")
   if data.eval_images:
     files = scan_io.list_scans(data.images if split == "train" else data.eval_images)

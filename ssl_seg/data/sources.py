@@ -13,6 +13,7 @@ import grain
 import numpy as np
 from tqdm import tqdm
 
+from ssl_seg import config_utils
 from ssl_seg.data import (
   buckets,
   crops,
@@ -121,6 +122,44 @@ def source_of(data):
   if data.name not in SOURCES:
     raise ValueError(f"unknown data.name {data.name!r}; known: {', '.join(SOURCES)}")
   return SOURCES[data.name]
+
+
+def validate(data, f):
+  """Raises config_utils.ConfigError for a bad field of data config `f` ('stages.NAME.data'):
+  a known data set, non-empty splits and label subsets, logs at least CurveNet's stride."""
+  need = config_utils.need
+  need(data.name in SOURCES, f"{f}.name", f"unknown data set {data.name!r}; known: "
+       f"{', '.join(SOURCES)}")
+  for split in ("num_train", "num_eval"):
+    if split in data:
+      need(data[split] != 0, f"{f}.{split}", "must be -1 (all) or >= 1, got 0 (an empty "
+           "data set cannot train or evaluate)")
+  if "num_labels" in data:
+    need(data.num_labels == -1 or data.num_labels >= 1, f"{f}.num_labels",
+         f"must be -1 (all examples) or >= 1, got {data.num_labels} (an empty label subset)")
+  if "las_curves" in data:
+    need(len(data.las_curves) == 2 and all(isinstance(c, str) and c for c in data.las_curves),
+         f"{f}.las_curves", f"must name two LAS curves (curve1, curve2), e.g. GR,RHOB; got "
+         f"{tuple(data.las_curves)}")
+  stride = curvenet.STRIDE  # Narrower logs have no bottleneck column.
+  if data.get("crop_width", 0):
+    need(data.crop_width % stride == 0 and data.crop_width > 0, f"{f}.crop_width",
+         f"must be 0 (whole logs) or a positive multiple of {stride} px (the network's "
+         f"stride), got {data.crop_width}")
+  if "las_fraction" in data:
+    need(0.0 <= data.las_fraction <= 1.0, f"{f}.las_fraction",
+         f"must be a share in [0, 1], got {data.las_fraction}")
+  if "min_width" in data:
+    need(data.min_width >= stride, f"{f}.min_width", f"must be >= {stride} px (the network's "
+         f"stride), got {data.min_width}")
+  if data.get("manifest"):
+    # Read now, not when the stage's data is built: a typo in a path, or a bad layout file,
+    # would otherwise stop the run after the stages before it have trained.
+    try:
+      scan_folders.read_manifests(data.manifest, depth_axis=data.get("depth_axis", "auto"),
+                                  tracks=tuple(data.get("tracks", ())))
+    except (ValueError, OSError) as e:
+      raise config_utils.ConfigError(f"config.{f}.manifest: {e}") from None
 
 
 def build_source(stage, split, keys):

@@ -69,22 +69,6 @@ def decode_variant(variant) -> CurveNetSize:
   return VARIANTS[variant]
 
 
-def resolve_size(variant, overrides: dict):
-  """(CurveNetSize, {field: (variant's value, override)}) for the fields `overrides` changes.
-
-  Fields set to None are the variant's; the others replace them (the caller logs the dict).
-  """
-  size = decode_variant(variant)
-  unknown = sorted(set(overrides) - set(SIZE_FIELDS))
-  if unknown:
-    raise ValueError(f"unknown CurveNet size field(s) {unknown}; fields: {list(SIZE_FIELDS)}")
-  # Configs read back from JSON hold lists where the dataclass holds tuples.
-  given = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()
-           if v is not None}
-  changed = {k: (getattr(size, k), v) for k, v in given.items() if getattr(size, k) != v}
-  return dataclasses.replace(size, **given), changed
-
-
 def full_res_width(widths, width=0):
   """Channels of the stride-1 stem (and of the last decoder stage); `width` > 0 sets them."""
   return width if width > 0 else max(widths[0] // 2, 4)

@@ -59,20 +59,6 @@ def decode_variant(variant: str) -> ViTSize:
   return dataclasses.replace(base, patch_size=int(patch)) if slash else base
 
 
-def resolve_size(variant, overrides: dict):
-  """(ViTSize, {field: (variant's value, override)}) for the fields `overrides` changes.
-
-  Fields set to None are the variant's; the others replace them (the caller logs the dict).
-  """
-  size = decode_variant(variant)
-  unknown = sorted(set(overrides) - set(SIZE_FIELDS))
-  if unknown:
-    raise ValueError(f"unknown ViT size field(s) {unknown}; fields: {list(SIZE_FIELDS)}")
-  given = {k: v for k, v in overrides.items() if v is not None}
-  changed = {k: (getattr(size, k), v) for k, v in given.items() if getattr(size, k) != v}
-  return dataclasses.replace(size, **given), changed
-
-
 def patchify(images, patch_size):
   """[B, H, W, C] -> [B, N, p*p*C], patches in row-major grid order."""
   return rearrange(images, "b (h p) (w q) c -> b (h w) (p q c)", p=patch_size, q=patch_size)
