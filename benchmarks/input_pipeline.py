@@ -150,7 +150,7 @@ def _augment_only(stage, batch, key):
   (images,) = augment.flip_lr(k_flip, images)
   j = stage.augment.jitter
   images = augment.color_jitter(k_color, images, brightness=j, contrast=j, saturation=j)
-  return (images - augment.IMAGENET_MEAN) / augment.IMAGENET_STD
+  return augment.standardize(images)
 
 
 if __name__ == "__main__":

@@ -204,7 +204,7 @@ def build_source(data, split, keys, num_classes=3):
     train, held = split_files(scan_io.list_scans(data.images), data.num_eval, data.seed)
     files, masks = (train if split == "train" else held), data.masks
   manifest = None
-  if data.get("manifest"):  # config_utils.validate read it once already: errors come early.
+  if data.get("manifest"):  # sources.validate read it once already: errors come early.
     manifest = read_manifests(data.manifest, depth_axis=data.depth_axis,
                               tracks=tuple(data.tracks))
   logs = load_logs(files, masks if labeled else "", height=data.height,

@@ -39,18 +39,19 @@ def _split_seed(data, split):
   return int(np.random.SeedSequence([data.seed, split == "eval"]).generate_state(1)[0])
 
 
-def _labels_drawn(stage, split):
-  """The training split's label subset (sorted indices), or None for all examples."""
+def _labels_drawn(stage, split, n):
+  """Sorted indices of the label subset of a split of `n` examples, drawn by the stage's seed
+  (budget studies vary the labels with it), or None: every example of the split."""
   if split == "train" and stage.data.num_labels > 0:
-    return subsets.label_indices(stage.data.num_train, stage.data.num_labels, stage.seed)
+    return subsets.label_indices(n, stage.data.num_labels, stage.seed)
   return None
 
 
 def _label_subset(source, stage, split):
-  """`source` restricted to its label subset (drawn by the stage's seed) when one is set."""
-  if split != "train" or stage.data.num_labels <= 0:
+  """`source` restricted to its label subset when one is set."""
+  order = _labels_drawn(stage, split, len(source))
+  if order is None:
     return source
-  order = subsets.label_indices(len(source), stage.data.num_labels, stage.seed)
   if isinstance(source, list):
     return [source[i] for i in order]
   return source.subset(order)
@@ -76,7 +77,7 @@ def _rendered_logs(stage, split, keys):
   n = data.num_train if split == "train" else data.num_eval
   if n <= 0:
     raise ValueError(f"data.num_{split} must be > 0 for {data.name}, got {n}")
-  subset = _labels_drawn(stage, split)
+  subset = _labels_drawn(stage, split, n)
   seed, las = _split_seed(data, split), tuple(data.las_paths)
   kw = dict(height=data.height, min_width=data.min_width, max_width=data.max_width)
   if las:

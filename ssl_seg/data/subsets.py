@@ -1,9 +1,10 @@
 """Seeded subsets of a data set's examples: the first `count` of a seeded permutation, sorted.
 
 One function for every data set's label budget. Budgets nest (250 within 500 ...) for one
-seed and differ between seeds; which seed a source passes is its policy: rendered logs and
-synthetic shapes use the stage's seed (replicates of a budget study draw different labels),
-the natural data sets `data.seed` (replicates share the paper's splits; natural.py).
+seed and differ between seeds; which seed a source passes is its policy: rendered logs, scan
+folders and synthetic shapes use the stage's seed (replicates of a budget study draw different
+labels; sources.py), the natural data sets `data.seed` (replicates share the paper's splits;
+natural.py).
 """
 
 import numpy as np
