@@ -1,0 +1,1 @@
+"""The curve digitizer: scans in, curves out (CSV, LAS), and the renders it is scored on."""
