@@ -1,9 +1,10 @@
-"""Tests for the scanned well-log renderer and its LAS reader."""
+"""Tests for the scanned well-log renderer and its data sets (LAS reading: test_las_io)."""
 
 import dataclasses
 
 import numpy as np
 import pytest
+from test_las_io import write_curves
 
 from ssl_seg.data import welllog_render, welllog_style, welllogs as wl
 from ssl_seg.digitizer import las
@@ -125,76 +126,12 @@ def test_input_validation():
     welllog_style.RenderStyle(p_blur=1.5)
 
 
-def _write(tmp_path, name="a.las", n=300, null=las.LAS_MISSING, **curves):
-  depth = 1000.0 + 0.5 * np.arange(n)
-  path = tmp_path / name
-  las.write(path, depth, curves, null=null)
-  return path, depth
-
-
-def test_las_null_values_become_nan(tmp_path):
-  gr = np.linspace(10.0, 100.0, 20)
-  gr[[3, 7, 11]] = [-9999.0, las.LAS_MISSING, np.nan]
-  path, depth = _write(tmp_path, n=20, null=-9999.0, GR=gr, RHOB=np.full(20, 2.3))
-  d, values = las.read_las_curves(path, ("GR", "RHOB"), clip_percentiles=None)
-  np.testing.assert_allclose(d, depth)
-  assert values.shape == (2, 20)
-  assert np.isnan(values[0, [3, 7, 11]]).all()
-  ok = np.isfinite(values[0])
-  assert ok.sum() == 17
-  np.testing.assert_allclose(values[0, ok], gr[ok], rtol=1e-5)
-
-
-def test_las_spikes_are_clipped(tmp_path):
-  gr = np.random.default_rng(0).uniform(20.0, 120.0, 300)
-  gr[50], gr[200] = 5000.0, -3000.0
-  path, _ = _write(tmp_path, GR=gr)
-  _, (clipped,) = las.read_las_curves(path, ("GR",))
-  assert 100 < clipped.max() <= 120 and 20 <= clipped.min() < 40
-  assert clipped[50] == clipped.max() and clipped[200] == clipped.min()
-  _, (raw,) = las.read_las_curves(path, ("GR",), clip_percentiles=None)
-  assert raw[50] == 5000.0
-
-
-def test_las_missing_curve_names_it_and_lists_available(tmp_path):
-  path, _ = _write(tmp_path, n=10, GR=np.ones(10), DT=np.ones(10))
-  with pytest.raises(ValueError, match="RHOB") as e:
-    las.read_las_curves(path, ("GR", "RHOB"))
-  assert "GR" in str(e.value) and "DT" in str(e.value)
-
-
-def test_las_all_null_curve_is_an_error(tmp_path):
-  path, _ = _write(tmp_path, n=10, GR=np.ones(10), RHOB=np.full(10, np.nan))
-  with pytest.raises(ValueError, match="RHOB.*all null"):
-    las.read_las_curves(path, ("GR", "RHOB"))
-
-
-def test_unreadable_las_names_the_path(tmp_path):
-  bad = tmp_path / "corrupt.las"
-  bad.write_bytes(b"\x00\x01 not a LAS file\n~~~\n")
-  with pytest.raises(ValueError, match="corrupt.las"):
-    las.read_las_curves(bad, ("GR",))
-  with pytest.raises(FileNotFoundError, match="nowhere.las"):
-    las.read_las_curves(tmp_path / "nowhere.las", ("GR",))
-
-
-def test_las_to_track_scales():
-  np.testing.assert_allclose(las.las_to_track([0, 75, 150, 300], left=0, right=150),
-                             [0, 0.5, 1, 2])
-  np.testing.assert_allclose(las.las_to_track([0.45, -0.15], left=0.45, right=-0.15), [0, 1])
-  logv = las.las_to_track([0.2, 2.0, 2000.0, 0.0], left=0.2, right=2000.0, log=True)
-  np.testing.assert_allclose(logv[:3], [0, 0.25, 1])
-  assert np.isnan(logv[3])
-  with pytest.raises(ValueError):
-    las.las_to_track([1.0], left=0.0, right=10.0, log=True)
-
-
 def test_render_from_las_inks_data_and_not_gaps(tmp_path):
   rng = np.random.default_rng(0)
   gr = 60 + 30 * np.sin(np.arange(W) / 15) + rng.normal(0, 3, W)
   gr[120:170] = las.LAS_MISSING
   rhob = np.full(W, 2.4) + rng.normal(0, 0.05, W)
-  path, _ = _write(tmp_path, n=W, GR=gr, RHOB=rhob)
+  path, _ = write_curves(tmp_path, n=W, GR=gr, RHOB=rhob)
   d, values = las.read_las_curves(path, ("GR", "RHOB"))
   track = np.stack([las.las_to_track(values[0], left=0, right=150),
                     las.las_to_track(values[1], left=1.0, right=2.95)])  # Apart from GR.
@@ -225,7 +162,7 @@ def test_render_dataset_from_las(tmp_path):
   n = 2000
   gr = np.repeat(rng.uniform(20, 140, n // 40), 40) + rng.normal(0, 4, n)
   res = 10 ** np.repeat(rng.uniform(-0.5, 2.5, n // 40), 40)
-  path, _ = _write(tmp_path, n=n, GR=gr, ILD=res)
+  path, _ = write_curves(tmp_path, n=n, GR=gr, ILD=res)
   data = wl.render_dataset(0, 4, height=H, min_width=100, max_width=300, labeled=True,
                            las_paths=[path], las_curves=("GR", "ILD"))
   for ex in data:
