@@ -32,7 +32,7 @@ def test_one_null_value_and_one_writer_in_the_package():
   root = os.path.dirname(os.path.dirname(os.path.abspath(las.__file__)))
   sources = {p: open(p).read() for p in glob.glob(os.path.join(root, "**", "*.py"),
                                                   recursive=True)}
-  assert [p for p, s in sources.items() if "999.25" in s] == [las.__file__]
+  assert [p for p, s in sources.items() if str(las.LAS_MISSING) in s] == [las.__file__]
   assert [p for p, s in sources.items() if "lasio.LASFile(" in s] == [las.__file__]
 
 

@@ -110,8 +110,9 @@ def _las_text(tmp):
 
 with tempfile.TemporaryDirectory() as _tmp:
   LAS_TEXT = _las_text(_tmp)
-NOISE = st.sampled_from(["", "~A", "~C", "~V", "WRAP. YES :", "NULL. 0 :", "nan", "-999.25",
-                         "1e308", "1000.0 1 2", "DEPT.M :", "GR.GAPI :", ":", ".", "\x00", "é"])
+NOISE = st.sampled_from(["", "~A", "~C", "~V", "WRAP. YES :", "NULL. 0 :", "nan",
+                         str(las.LAS_MISSING), "1e308", "1000.0 1 2", "DEPT.M :", "GR.GAPI :",
+                         ":", ".", "\x00", "é"])
 
 
 @FUZZ

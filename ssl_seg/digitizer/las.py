@@ -1,7 +1,7 @@
 """The project's one LAS module: reading curves, the one writer, its null value and resampling.
 
 Reading (`read_las_curves`) gives the renderer and `render_las` depth-sorted curves with every
-null (declared, -999.25, undeclared sentinels) as NaN; `las_to_track`, `resample_to_width` and
+null (declared, `LAS_MISSING`, undeclared sentinels) as NaN; `las_to_track`, `resample_to_width` and
 `depth_windows` turn them into what a rendered track draws. Everything that writes LAS
 (predict's NAME.las, render_las's truth sidecars, the test and training fixtures) calls
 `write`, so NULL, units, ~Well fields and the atomic write are decided here once. LAS 2.0 as
