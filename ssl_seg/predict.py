@@ -117,12 +117,14 @@ def define_flags():
                     "in the order of --curve-names, e.g. GAPI,US/F.")
   options.define_aliased(flags.DEFINE_float, "min-coverage", 0.5, "Warn about a curve with a "
                          "value on fewer than this share of a file's depth columns (0..1).")
-  flags.DEFINE_bool("strict", False, "Exit 1 after all files if a file is below "
-                    "--min-coverage or no curve was found at all.")
-  flags.DEFINE_bool("replot", True, "Write NAME_replot.png: the digitized curves re-plotted, "
-                    "each on its own scale, beside the scan (--replot=false to skip it).")
-  flags.DEFINE_bool("cleanup", True, "Drop grid lines and specks painted as curve before "
-                    "tracing (see ssl_seg.digitizer.mask_cleanup.cleanup_mask).")
+  for name, default, text in (
+      ("strict", False, "Exit 1 after all files if a file is below --min-coverage or no curve "
+       "was found at all."),
+      ("replot", True, "Write NAME_replot.png: the digitized curves re-plotted, each on its own "
+       "scale, beside the scan (--replot=false to skip it)."),
+      ("cleanup", True, "Drop grid lines and specks painted as curve before tracing (see "
+       "ssl_seg.digitizer.mask_cleanup.cleanup_mask).")):
+    flags.DEFINE_bool(name, default, text)
 
 
 _SHORTCUTS = ("depth-axis", "track", "scale", "depth", "depth-unit", "curve-names",
