@@ -13,7 +13,7 @@ Folders that mix layouts (portrait and landscape, one and two tracks, multi-page
 `render_las --archive` writes): `manifest=arch/manifest.csv` (several: `manifest=A.csv;B.csv`,
 covering every folder given), the CSV predict's --manifest reads (file,layout[,well,page]).
 Each scan or TIFF page listed is cut into the tracks of its own layout file, with its
-depth_axis, by predict's code (`inference.make_layout`), and its mask the same way; a layout
+depth_axis, by predict's code (`scan_layout.make_layout`), and its mask the same way; a layout
 without spans is one track. Scans not listed take the folder-wide `depth_axis` / `tracks`
 (one line counts them). A manifest that cannot be read, names a missing scan or layout file,
 or lists a scan twice is one `error:` line before any training (exit 2).

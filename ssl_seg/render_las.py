@@ -16,7 +16,7 @@ CkTOP / CkBOT (the rows of scale positions 1 and 0), CkLEFT / CkRIGHT / CkLOG (t
 
 Each log is a random depth window of a random file at 0.25-4 samples per column, on a fixed
 scale per file and curve (log for curves spanning > 20x, sometimes reversed, sometimes short
-enough to wrap), rendered by `welllogs.render_log_with_layout` with the default scan style
+enough to wrap), rendered by `welllog_render.render_log_with_layout` with the default scan style
 except skew: skew moves ink by up to 3 px after layout, which would be scored as error.
 
 Archive mode (`--archive`, `ssl_seg/archive.py` has the details) writes instead the folder a
@@ -32,149 +32,13 @@ ssl_seg/data/las_samples/scorpio_e1_6038187.las --n=8 --out=ARCHIVE
   python -m ssl_seg.archive_check --archive=ARCHIVE --predicted=OUT   # R² per scan and curve
 """
 
-import dataclasses
-import os
 import sys
 
-import lasio
-import numpy as np
 from absl import app, flags, logging
-from tqdm import tqdm
 
-from ssl_seg import config_utils, digitize, las_io, scan_io
-from ssl_seg.data import welllogs
-
-# Mnemonics tried, in order, for curve1 and curve2 when --curves is not given.
-GAMMA = ("GR", "GAMN", "SGR", "CGR", "GRC", "GAM")
-SECOND = ("RHOB", "DNEAR", "RHOZ", "DEN", "ZDEN", "DTMN", "DT", "DTC", "AC", "NPHI", "NEUT")
-
-
-def _scale(rng, values, p_wrap):
-  """A fixed scale for a curve from its range (as `welllogs` does for training renders)."""
-  lo, hi, floor = np.nanpercentile(values, [0, 100, welllogs.WRAP_PERCENTILE])
-  return digitize.Scale(*welllogs.random_scale(rng, lo, hi, p_wrap, wrap_floor=floor))
-
-
-def depth_windows(rng, values, width, pages=1):
-  """[(start, n)]: `pages` consecutive windows of a file's samples (values [C, n]) to draw
-  across `width` px, at 0.25-4 samples per column, where every curve has values on over half
-  the samples (10 tries, then the last)."""
-  n = values.shape[1]
-  n_win = int(np.clip(round(width * np.exp(rng.uniform(np.log(0.25), np.log(4.0)))), 2,
-                      n // pages))
-  for _ in range(10):
-    start = int(rng.integers(0, n - pages * n_win + 1))
-    if np.isfinite(values[:, start:start + pages * n_win]).mean(axis=1).min() > 0.5:
-      break
-  return [(start + k * n_win, n_win) for k in range(pages)]
-
-
-def render_one(rng, las, width, height, style):
-  """(image, mask, depth [W], values [2, W] drawn in source units, scales, value_rows)."""
-  depth, values, scales = las
-  [(start, n_win)] = depth_windows(rng, values, width)
-  top, bottom = depth[start], depth[start + n_win - 1]
-  cols = welllogs.resample_to_width(depth, values, width, top=top, bottom=bottom)
-  track = np.stack([welllogs.las_to_track(v, left=s.left, right=s.right, log=s.log)
-                    for v, s in zip(cols, scales)])
-  image, mask, layout = welllogs.render_log_with_layout(rng, height=height, width=width,
-                                                        curves=track, style=style)
-  drawn = np.where(np.isfinite(layout["curves"]), cols, np.nan)
-  return image, mask, np.linspace(top, bottom, width), drawn, layout["value_rows"]
-
-
-def default_curves(path):
-  """The two mnemonics drawn from a LAS file without --curves (see the module docstring)."""
-  _, curves = las_io.header(path)
-  names = [m for m, _ in curves if m.upper() != "DEPT"]
-  by_upper = {m.upper(): m for m in names}
-  first = next((by_upper[m] for m in GAMMA if m in by_upper), None)
-  second = next((by_upper[m] for m in SECOND if m in by_upper and by_upper[m] != first), None)
-  rest = [m for m in names if m not in (first, second)]
-  picked = [m for m in (first, second) if m] + rest
-  if len(picked) < 2:
-    raise ValueError(f"LAS file {path} has {len(picked)} curve(s) besides depth; need two")
-  return picked[:2]
-
-
-def write_truth(path, depth, drawn, scales, value_rows, source, *, depth_unit="",
-                curves=(("", ""), ("", ""))):
-  """The sidecar LAS (see the module docstring); `curves`: (mnemonic, unit) of the source
-  curves drawn as CURVE1 and CURVE2, `depth_unit` the source's."""
-  params, units, descriptions, values = {}, {}, {}, {}
-  for k, (v, s, (top, bot), (mnemonic, unit)) in enumerate(
-      zip(drawn, scales, value_rows, curves), start=1):
-    values[f"CURVE{k}"] = v
-    units[f"CURVE{k}"] = unit.replace(" ", "_")
-    descriptions[f"CURVE{k}"] = f"{mnemonic} of {source}" if mnemonic else ""
-    for key, val in (("TOP", int(top)), ("BOT", int(bot)), ("LEFT", s.left),
-                     ("RIGHT", s.right), ("LOG", int(s.log))):
-      params[f"C{k}{key}"] = val
-  las_io.write(path, depth, values, depth_unit=depth_unit.replace(" ", "_"), well=source,
-               units=units, descriptions=descriptions, params=params,
-               other=f"Truth of a log rendered by ssl_seg.render_las from {source}.")
-
-
-@dataclasses.dataclass
-class Truth:
-  """A sidecar read back: per curve k (1-based) its values per column, scale and rows."""
-  values: dict
-  scales: dict
-  rows: dict
-
-
-def read_truth(path):
-  las = lasio.read(os.fspath(path))
-  out = Truth({}, {}, {})
-  for k in (1, 2):
-    name = f"CURVE{k}"
-    if name not in las.keys():
-      continue
-    p = {key: las.params[f"C{k}{key}"].value for key in ("TOP", "BOT", "LEFT", "RIGHT", "LOG")}
-    out.values[k] = las_io.curve_values(las, name)
-    out.scales[k] = digitize.Scale(float(p["LEFT"]), float(p["RIGHT"]), bool(int(p["LOG"])))
-    out.rows[k] = (int(p["TOP"]), int(p["BOT"]))
-  if not out.values:
-    raise ValueError(f"truth file {path} has no CURVE1 / CURVE2 (write it with "
-                     "ssl_seg.render_las)")
-  return out
-
-
-def render_set(las_paths, curves, n, out_dir, *, seed=0, height=128, min_width=400,
-               max_width=2400, style=None):
-  """Renders n logs (files round-robin) into out_dir/{images,masks,las}; returns the names.
-
-  `curves`: two mnemonics for every file, or None for each file's `default_curves`.
-  """
-  style = style or welllogs.RenderStyle(p_skew=0.0)
-  data = []
-  for p in las_paths:
-    names = list(curves) if curves else default_curves(p)
-    depth, values = welllogs.read_las_curves(p, names)
-    depth_unit, declared = las_io.header(p)
-    units = {m.upper(): u for m, u in declared}
-    data.append((depth, values, os.path.basename(p), depth_unit,
-                 [(m, units.get(m.upper(), "")) for m in names]))
-  for sub in ("images", "masks", "las"):
-    os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
-  names = []
-  for i in tqdm(range(n), desc="rendering", unit="log"):
-    rng = np.random.default_rng([seed, i])
-    depth, values, source, depth_unit, drawn_curves = data[i % len(data)]
-    # One scale per file and curve, as on a printed log.
-    scales = [_scale(np.random.default_rng([seed, i % len(data), k]), v, 0.4)
-              for k, v in enumerate(values)]
-    width = int(round(np.exp(rng.uniform(np.log(min_width), np.log(max_width)))))
-    image, mask, dep, drawn, rows = render_one(rng, (depth, values, scales), width, height,
-                                               style)
-    name = f"{os.path.splitext(source)[0]}_{i:03d}"
-    scan_io.write_png(os.path.join(out_dir, "images", f"{name}.png"), image)
-    scan_io.write_png(os.path.join(out_dir, "masks", f"{name}_mask.png"), mask)
-    write_truth(os.path.join(out_dir, "las", f"{name}.las"), dep, drawn, scales, rows, source,
-                depth_unit=depth_unit, curves=drawn_curves)
-    names.append(name)
-  return names
-
+from ssl_seg import config_utils
+from ssl_seg.data import welllog_style
+from ssl_seg.digitizer import archive, render
 
 
 def _flag(name):
@@ -239,12 +103,12 @@ def main(argv):
     if curves is not None and len(curves) != 2 and not _flag("archive"):
       raise ValueError(f"--curves needs two mnemonics, got {curves}")
     lo, hi, height = _flag("min-width"), _flag("max-width"), _flag("height")
-    if not welllogs.MIN_WIDTH <= lo <= hi:
-      raise ValueError(f"--min-width={lo} --max-width={hi}: need {welllogs.MIN_WIDTH} <= "
+    if not welllog_style.MIN_WIDTH <= lo <= hi:
+      raise ValueError(f"--min-width={lo} --max-width={hi}: need {welllog_style.MIN_WIDTH} <= "
                        "--min-width <= --max-width (px)")
-    if height < welllogs.MIN_HEIGHT or _flag("n") < 1:
+    if height < welllog_style.MIN_HEIGHT or _flag("n") < 1:
       raise ValueError(f"--height={height} --n={_flag('n')}: need --height >= "
-                       f"{welllogs.MIN_HEIGHT} px and --n >= 1")
+                       f"{welllog_style.MIN_HEIGHT} px and --n >= 1")
     check_archive_flags(curves, height, lo)
   except ValueError as e:  # Flags: a usage error, before any file is read.
     print(f"error: {e}", file=sys.stderr)
@@ -253,9 +117,9 @@ def main(argv):
     if _flag("archive"):
       names = _archive(las, curves, out)
     else:
-      names = render_set(las, curves, _flag("n"), out, seed=_flag("seed"),
-                         height=_flag("height"), min_width=_flag("min-width"),
-                         max_width=_flag("max-width"))
+      names = render.render_set(las, curves, _flag("n"), out, seed=_flag("seed"),
+                                height=_flag("height"), min_width=_flag("min-width"),
+                                max_width=_flag("max-width"))
   except (ValueError, FileNotFoundError) as e:  # A bad or missing LAS file, named.
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
@@ -270,10 +134,9 @@ def main(argv):
     print(f"{len(names)} logs in {out}/images, masks and las (truth)")
 
 
-def _archive(las, curves, out):
-  from ssl_seg import archive  # Imported here: archive imports this module.
+def _archive(las_paths, curves, out):
   return archive.render_archive(
-      las, curves, _flag("n"), out, seed=_flag("seed"), height=_flag("height"),
+      las_paths, curves, _flag("n"), out, seed=_flag("seed"), height=_flag("height"),
       min_width=_flag("min-width"), max_width=_flag("max-width"),
       portrait_fraction=_flag("portrait-fraction"),
       two_track_fraction=_flag("two-track-fraction"), tiff_pages=_flag("tiff-pages"))

@@ -11,8 +11,8 @@ import lasio
 import numpy as np
 import pytest
 
-from ssl_seg import archive, archive_check, inference, layouts, scan_io
-from ssl_seg.data import welllogs
+from ssl_seg.data import welllog_style
+from ssl_seg.digitizer import archive, archive_scores, layout_files, scan_layout, scans
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(ROOT, "ssl_seg", "data", "las_samples")
@@ -28,8 +28,8 @@ def test_default_curves_add_two_more_where_the_file_has_them():
 def _page(tmp_path, name, row):
   """(image, mask) of output `name` of the manifest row's scan."""
   page = int(name.rsplit("_p", 1)[1]) - 1 if row["file"].endswith(".tif") else None
-  image = scan_io.read_image(tmp_path / row["file"], page=page)
-  return image, scan_io.read_mask(tmp_path / "masks" / f"{name}_mask.png", 3)
+  image = scans.read_image(tmp_path / row["file"], page=page)
+  return image, scans.read_mask(tmp_path / "masks" / f"{name}_mask.png", 3)
 
 
 def test_archive_writes_scans_masks_layouts_truth_and_manifest(tmp_path):
@@ -37,21 +37,21 @@ def test_archive_writes_scans_masks_layouts_truth_and_manifest(tmp_path):
                                  min_width=100, max_width=160, tiff_pages=2)
   assert names == ["totem9_gr_dtmn_000", "scorpio_e1_6038187_001", "totem9_gr_dtmn_002",
                    "scorpio_e1_6038187_003_p1", "scorpio_e1_6038187_003_p2"]
-  assert scan_io.page_count(tmp_path / "scans" / "scorpio_e1_6038187_003.tif") == 2
+  assert scans.page_count(tmp_path / "scans" / "scorpio_e1_6038187_003.tif") == 2
   with open(tmp_path / "manifest.csv", newline="") as f:
     listed = list(csv.DictReader(f))
   # A row per scan and per TIFF page, each naming its own layout.
   assert [r["layout"] for r in listed] == [f"layouts/{n}.json" for n in names]
   assert [r["page"] for r in listed] == ["", "", "", "1", "2"]
   assert {r["well"] for r in listed} == {"TOTEM # 9", "Scorpio E1"}
-  per_file = layouts.read_manifest(tmp_path / "manifest.csv")  # Loads every layout named.
+  per_file = layout_files.read_manifest(tmp_path / "manifest.csv")  # Loads every layout named.
   tif = str(tmp_path / "scans" / "scorpio_e1_6038187_003.tif")
   assert (tif, 1) in per_file and (tif, 2) in per_file and (tif, None) not in per_file
   files = {}
   for name, row in zip(names, listed):
     image, mask = _page(tmp_path, name, row)
-    kw = layouts.load(tmp_path / "layouts" / f"{name}.json")
-    layout = inference.make_layout(image.shape, **kw)  # Spans inside the image, ties checked.
+    kw = layout_files.load(tmp_path / "layouts" / f"{name}.json")
+    layout = scan_layout.make_layout(image.shape, **kw)  # Spans inside the image, ties checked.
     files.setdefault(row["file"], []).append((layout, kw))
     assert mask.shape == image.shape and {1, 2} <= set(np.unique(mask))
     # Depth runs along the long side, as depth_axis=auto reads it; ties at its first and last.
@@ -85,13 +85,13 @@ def test_archive_writes_scans_masks_layouts_truth_and_manifest(tmp_path):
   (p1, kw1), (p2, kw2) = files["scans/scorpio_e1_6038187_003.tif"]
   assert p1.tracks == p2.tracks and kw1["curves"] == kw2["curves"]
   assert p1.depth[-1][1] < p2.depth[0][1]
-  assert layouts.manifest_layout(per_file, tif, 2)["depth"] == kw2["depth"]
+  assert layout_files.manifest_layout(per_file, tif, 2)["depth"] == kw2["depth"]
   # A manifest from before page rows (page 1's layout for the whole TIFF) is refused, not
   # scored at page 1's depths.
   with open(tmp_path / "manifest.csv", "w", newline="") as f:
     f.write("file,layout\n" + "".join(f"{r['file']},{r['layout']}\n" for r in listed[:4]))
   with pytest.raises(ValueError, match="does not give scorpio_e1_6038187_003_p2 its layout"):
-    archive_check.score_archive(str(tmp_path), str(tmp_path / "none"))
+    archive_scores.score_archive(str(tmp_path), str(tmp_path / "none"))
 
 
 def _scores(path):
@@ -105,7 +105,7 @@ def test_true_masks_through_predict_read_the_source_back(tmp_path):
   arch, out = tmp_path / "archive", tmp_path / "out"
   archive.render_archive([SCORPIO], None, 2, str(arch), height=64, min_width=300,
                          max_width=900, portrait_fraction=1, two_track_fraction=1,
-                         tiff_pages=2, style=welllogs.RenderStyle.clean(p_skew=0.0),
+                         tiff_pages=2, style=welllog_style.RenderStyle.clean(p_skew=0.0),
                          p_wrap=0.0)
   proc = subprocess.run([sys.executable, "-m", "ssl_seg.archive_check", f"--archive={arch}",
                          f"--predicted={out}", "--truth-masks"], cwd=ROOT,
@@ -119,7 +119,7 @@ def test_true_masks_through_predict_read_the_source_back(tmp_path):
   # Each TIFF page's LAS starts at its own layout's first depth, not page 1's.
   for k in (1, 2):
     name = f"scorpio_e1_6038187_001_p{k}"
-    ties = layouts.load(arch / "layouts" / f"{name}.json")["depth"]
+    ties = layout_files.load(arch / "layouts" / f"{name}.json")["depth"]
     assert lasio.read(out / f"{name}.las").well["STRT"].value == pytest.approx(ties[0][1])
   for r in rows:
     assert float(r["coverage"]) > 0.95 and float(r["mae_track"]) < 0.05, r

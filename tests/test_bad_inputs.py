@@ -18,7 +18,8 @@ from orbax.checkpoint._src.handlers import json_checkpoint_handler
 
 from configs import common, vit_tiny_synthetic, welllog_demo
 from ssl_seg import checkpoint, config_utils, main, metrics, optim, state as state_lib, tasks
-from ssl_seg.data import sources, welllogs
+from ssl_seg.data import sources
+from ssl_seg.digitizer import las
 
 CONFIG = "configs/vit_tiny_synthetic.py:intermediate=false"
 
@@ -188,8 +189,8 @@ def test_bad_las_files(tmp_path):
   depth = np.linspace(1000.0, 1100.0, 200)
   good = np.linspace(10.0, 150.0, 200)
   no_rhob, all_null = tmp_path / "no_rhob.las", tmp_path / "null.las"
-  welllogs.write_las(no_rhob, depth, {"GR": good})
-  welllogs.write_las(all_null, depth, {"GR": good, "RHOB": np.full(200, np.nan)})
+  las.write(no_rhob, depth, {"GR": good})
+  las.write(all_null, depth, {"GR": good, "RHOB": np.full(200, np.nan)})
   broken = tmp_path / "broken.las"
   broken.write_bytes(b"\x00\x01 not a LAS file\n~~~\n")
   for path, message in [
@@ -205,8 +206,8 @@ def test_bad_las_files(tmp_path):
 def test_las_curves_are_chosen_by_config(tmp_path):
   depth = np.linspace(1000.0, 1100.0, 200)
   path = tmp_path / "gr_dt.las"
-  welllogs.write_las(path, depth, {"GR": np.linspace(10.0, 150.0, 200),
-                                   "DT": np.linspace(60.0, 120.0, 200)})
+  las.write(path, depth, {"GR": np.linspace(10.0, 150.0, 200),
+                          "DT": np.linspace(60.0, 120.0, 200)})
   # The default curves (GR, RHOB) are not all there: one clear error.
   _run_fails(_welllog(las_paths=(str(path),)), tmp_path / "a", ValueError,
              "curve\\(s\\) 'RHOB' not in LAS file .*gr_dt.las; available curves: GR, DT",

@@ -21,17 +21,8 @@ from flax import nnx
 from PIL import Image
 
 from configs import welllog_demo
-from ssl_seg import (
-  checkpoint,
-  config_utils,
-  digitize,
-  inference,
-  predict,
-  state as state_lib,
-  tasks,
-  train,
-)
-from ssl_seg.data import welllogs
+from ssl_seg import checkpoint, config_utils, state as state_lib, tasks, train
+from ssl_seg.digitizer import digitize, las, options, segmenter, shortcuts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "configs/vit_tiny_synthetic.py:intermediate=false"
@@ -103,8 +94,8 @@ def root(tmp_path_factory):
   (root / "a_file").write_text("not a folder")
   depth = np.linspace(1000.0, 1100.0, 200)
   depth[50] = depth[49]
-  welllogs.write_las(root / "repeat.las", depth, {"GR": np.linspace(10, 150, 200),
-                                                  "RHOB": np.linspace(2.0, 3.0, 200)})
+  las.write(root / "repeat.las", depth, {"GR": np.linspace(10, 150, 200),
+                                         "RHOB": np.linspace(2.0, 3.0, 200)})
   return root
 
 
@@ -117,8 +108,8 @@ def _cases(root):
               f"--checkpoint={root / 'seg' / 'finetune'}",
               f"--images={root / 'scans' / 'a_png.png'}",
               f"--masks={root / 'masks'}"]
-  las = ["-m", "ssl_seg.render_las", "--las=ssl_seg/data/las_samples/totem9_gr_dtmn.las",
-         "--curves=GR,DTMN", "--n=1", f"--out={root / 'rendered'}"]
+  las_file = ["-m", "ssl_seg.render_las", "--las=ssl_seg/data/las_samples/totem9_gr_dtmn.las",
+              "--curves=GR,DTMN", "--n=1", f"--out={root / 'rendered'}"]
   return {
       "unknown_field": ([*main, wd("x"), "--config.stages.segment.epoch=3"], 2,
                         r"^error: --config.stages.segment.epoch=3: config.stages.segment has no "
@@ -152,9 +143,9 @@ def _cases(root):
                                     r"directory\)"),
       "evaluate_out_missing_folder": ([*evaluate, f"--out={root / 'nowhere' / 'm.json'}"], 2,
                                       r"--out .*m.json: folder .*nowhere does not exist"),
-      "render_min_width_0": ([*las, "--min-width=0"], 2,
+      "render_min_width_0": ([*las_file, "--min-width=0"], 2,
                              r"--min-width=0 --max-width=2400: need 32 <= --min-width"),
-      "render_widths_swapped": ([*las, "--min-width=500", "--max-width=100"], 2,
+      "render_widths_swapped": ([*las_file, "--min-width=500", "--max-width=100"], 2,
                                 r"--min-width=500 --max-width=100: need 32 <= --min-width <= "
                                 r"--max-width"),
       "las_repeated_depth": (["-m", "ssl_seg.render_las", f"--las={root / 'repeat.las'}",
@@ -249,27 +240,27 @@ def test_predict_checkpoint_without_meta_is_one_clear_error(root):
   with pytest.raises(checkpoint.CheckpointReadError,
                      match=r"no readable checkpoint in .*: step 1 cannot be read \(its 'meta' "
                            r"item is missing\); delete the broken step"):
-    inference.load(str(root / "nometa" / "finetune"), window=64, overlap=16)
+    segmenter.load(str(root / "nometa" / "finetune"), window=64, overlap=16)
 
 
 def test_output_paths_are_checked_before_the_work(root):
   with pytest.raises(ValueError, match=r"--output .*a_file is a file, not a folder"):
-    inference.writable_dir(str(root / "a_file"), "--output")
+    options.writable_dir(str(root / "a_file"), "--output")
   with pytest.raises(ValueError, match=r"--out .* is a folder; give a file name"):
-    inference.writable_file(str(root), "--out")
-  assert inference.writable_dir(str(root / "new" / "out"), "--output") == str(root / "new" /
-                                                                                "out")
+    options.writable_file(str(root), "--out")
+  assert options.writable_dir(str(root / "new" / "out"), "--output") == str(root / "new" /
+                                                                            "out")
 
 
 def test_las_mnemonics_that_lasio_would_not_read_back_are_refused():
   for bad, fixed in (("GR.1", "GR_1"), ("RHOB/CM3", "RHOB_CM3"), ("A:B", "A_B"), ("G R", "G_R")):
     with pytest.raises(ValueError, match=rf"LAS mnemonic '{re.escape(bad)}': .* e\.g\. {fixed}$"):
-      digitize.check_mnemonic(bad)
-  assert predict.curve_names(("background", "curve1", "curve2"), 1, ["gr_1", "rhob-2"]) == [
+      las.check_mnemonic(bad)
+  assert shortcuts.curve_names(("background", "curve1", "curve2"), 1, ["gr_1", "rhob-2"]) == [
       "GR_1", "RHOB-2"]
 
 
 def test_output_names_never_share_a_name():
-  names, refused = predict.output_names(["d/a.png", "d/a.tif", "d/a_png.png", "d/b.png"])
+  names, refused = digitize.output_names(["d/a.png", "d/a.tif", "d/a_png.png", "d/b.png"])
   assert names == {"d/a.tif": "a_tif", "d/a_png.png": "a_png", "d/b.png": "b"}
   assert list(refused) == ["d/a.png"] and "as those of a_png.png" in refused["d/a.png"]

@@ -6,7 +6,7 @@ import lasio
 import numpy as np
 import pytest
 
-from ssl_seg import digitize, las_io
+from ssl_seg.digitizer import curve_values, las, mask_cleanup, tracer
 
 
 def _draw(height, rows_per_col, cls=1):
@@ -33,23 +33,23 @@ def _line(height, ys, cls=1, mask=None):
 def test_centre_line_is_the_middle_of_each_run_and_converts_to_track_units():
   mask = _draw(11, [[2, 3], [4], [6, 7, 8], []])
   mask[0, 1] = 2  # Another class in the same column is ignored.
-  tr = digitize.trace(mask, 1, max_gap=0)
+  tr = tracer.trace(mask, 1, max_gap=0)
   np.testing.assert_allclose(tr.px[:3], [2.5, 4.0, 7.0])
   assert np.isnan(tr.px[3]) and np.isnan(tr.frac[3])  # Absent stays empty.
-  assert np.isnan(digitize.trace(mask, 3).frac).all()  # A class with no pixels at all.
+  assert np.isnan(tracer.trace(mask, 3).frac).all()  # A class with no pixels at all.
   np.testing.assert_allclose(tr.frac[:3], (10 - np.array([2.5, 4.0, 7.0])) / 10)
   # Within track rows 2..8, position is measured from row 8 (0) to row 2 (1).
-  inner = digitize.trace(mask, 1, top=2, bottom=8, max_gap=0)
+  inner = tracer.trace(mask, 1, top=2, bottom=8, max_gap=0)
   np.testing.assert_allclose(inner.frac[:3], (8 - np.array([2.5, 4.0, 7.0])) / 6)
 
 
 def test_short_gaps_are_bridged_and_flagged_long_ones_stay_empty():
   cols = [[5]] * 3 + [[]] * 2 + [[7]] * 3 + [[]] * 6 + [[5]] * 2
-  tr = digitize.trace(_draw(11, cols), 1, max_gap=3)
+  tr = tracer.trace(_draw(11, cols), 1, max_gap=3)
   np.testing.assert_allclose(tr.px[3:5], [5 + 2 / 3, 5 + 4 / 3])
   assert tr.filled[3:5].all() and not tr.filled[:3].any()
   assert np.isnan(tr.px[8:14]).all() and not tr.filled[8:14].any()
-  off = digitize.trace(_draw(11, cols), 1, max_gap=0)
+  off = tracer.trace(_draw(11, cols), 1, max_gap=0)
   assert np.isnan(off.px[3:5]).all()
 
 
@@ -58,12 +58,12 @@ def test_a_curve_leaving_the_top_edge_wraps_to_the_bottom_and_unwraps():
   true_pos = np.arange(8, 34, 2.0)  # Px above the bottom row, unwrapped; track length 20.
   drawn = np.where(true_pos > 20, true_pos - 20, true_pos)
   mask = _draw(21, [[int(20 - p)] for p in drawn])
-  tr = digitize.trace(mask, 1)
+  tr = tracer.trace(mask, 1)
   np.testing.assert_allclose(tr.frac, true_pos / 20)
   np.testing.assert_array_equal(tr.wrap, (true_pos > 20).astype(int))
   np.testing.assert_allclose(tr.px, 20 - drawn)  # px stays where the ink is.
   # And back down through the bottom edge: wrap returns to 0.
-  back = digitize.trace(mask[:, ::-1], 1)
+  back = tracer.trace(mask[:, ::-1], 1)
   np.testing.assert_allclose(back.frac, true_pos[::-1] / 20)
 
 
@@ -71,11 +71,11 @@ def test_negative_wrap_and_the_main_scale_prior():
   # Mostly mid-track, dips below the bottom edge for 3 columns (re-entering at the top).
   pos = np.array([6, 4, 2, 0.5, -2, -4, -2, 0.5, 2, 4, 6, 8, 9, 9, 9.0])
   drawn = np.where(pos < 0, pos + 20, pos)
-  tr = digitize.trace(_draw(21, [[int(round(20 - p))] for p in drawn]), 1)
+  tr = tracer.trace(_draw(21, [[int(round(20 - p))] for p in drawn]), 1)
   np.testing.assert_allclose(tr.frac, np.round(pos) / 20, atol=0.03)
   assert tr.wrap.min() == -1 and (tr.wrap == 0).sum() == 12
   # A window that starts on the backup scale: the most common count becomes 0.
-  late = digitize.trace(_draw(21, [[int(round(20 - p))] for p in drawn[4:7]] * 1), 1)
+  late = tracer.trace(_draw(21, [[int(round(20 - p))] for p in drawn[4:7]] * 1), 1)
   assert (late.wrap == 0).all()
 
 
@@ -86,9 +86,9 @@ def test_a_curve_straddling_the_edge_is_read_as_an_excursion_past_the_high_end()
   pos = np.array([17, 18, 19, 21, 22, 23, 22, 21, 19, 18, 17, 18, 19, 21, 22, 23.0])
   drawn = np.where(pos > 20, pos - 20, pos)
   mask = _draw(21, [[int(20 - p)] for p in drawn])
-  np.testing.assert_allclose(digitize.trace(mask, 1).frac, pos / 20)
+  np.testing.assert_allclose(tracer.trace(mask, 1).frac, pos / 20)
   # On a reversed scale the high end is the left edge: the same ink reads one width lower.
-  np.testing.assert_allclose(digitize.trace(mask, 1, wrap_side=-1).frac, pos / 20 - 1)
+  np.testing.assert_allclose(tracer.trace(mask, 1, wrap_side=-1).frac, pos / 20 - 1)
 
 
 # 60 columns of a segmented Scorpio E1 render (track rows 0..59; per column the runs of curve1
@@ -109,7 +109,7 @@ _LOST_CROSSING = [
 
 def test_a_crossing_whose_ink_on_one_side_was_lost_still_unwraps():
   mask = _draw(60, [[r for a, b in runs for r in range(a, b)] for runs in _LOST_CROSSING])
-  tr = digitize.trace(mask, 1)
+  tr = tracer.trace(mask, 1)
   # The source read 0.66-1.05 before column 18, 1.01-1.46 to column 40, 0.6-0.86 after.
   np.testing.assert_array_equal(tr.wrap, [0] * 18 + [1] * 23 + [0] * 19)
 
@@ -120,35 +120,36 @@ def test_a_spike_reads_its_peak_also_when_dashed():
   mask = _line(41, ys, 2)
   centre = (mask[:, 10] > 0).nonzero()[0].mean()
   assert abs(centre - 6) > 5  # The run's centre is far from the sample...
-  assert abs(digitize.trace(mask, 2).px[10] - 6) <= 0.5  # ...its far end is the sample.
+  assert abs(tracer.trace(mask, 2).px[10] - 6) <= 0.5  # ...its far end is the sample.
   mask[10:13, 10] = 0  # A dash gap halfway up the spike.
-  assert abs(digitize.trace(mask, 2).px[10] - 6) <= 0.5
+  assert abs(tracer.trace(mask, 2).px[10] - 6) <= 0.5
   # A solid curve has no dash gaps: pieces of its class in one column are not joined.
   solid = np.where(mask > 0, 1, 0).astype(np.uint8)
-  assert digitize.trace(solid, 1).px[10] > 12
-  assert abs(digitize.trace(solid, 1, dash_gap=0.1).px[10] - 6) <= 0.5
+  assert tracer.trace(solid, 1).px[10] > 12
+  assert abs(tracer.trace(solid, 1, dash_gap=0.1).px[10] - 6) <= 0.5
 
 
 def test_scale_parsing_and_values():
-  lin = digitize.Scale.parse("0:150")
+  lin = curve_values.Scale.parse("0:150")
   np.testing.assert_allclose(lin.values([0, 0.5, 1.2]), [0, 75, 180])
-  log = digitize.Scale.parse("0.2:2000:log")
+  log = curve_values.Scale.parse("0.2:2000:log")
   np.testing.assert_allclose(log.values([0, 0.25, 1]), [0.2, 2.0, 2000])
   np.testing.assert_allclose(log.axis([1.0, 10.0, -1.0]), [0.0, 1.0, np.nan])
   with pytest.raises(ValueError, match="LEFT:RIGHT"):
-    digitize.Scale.parse("0-150")
+    curve_values.Scale.parse("0-150")
   with pytest.raises(ValueError, match="positive"):
-    digitize.Scale.parse("0:10:log")
+    curve_values.Scale.parse("0:10:log")
 
 
 def test_csv_and_las_round_trip(tmp_path):
   mask = _draw(11, [[5], [4], [], [3]])
-  tr = digitize.trace(mask, 1, max_gap=0)
-  scale = digitize.Scale(0.0, 100.0)
+  tr = tracer.trace(mask, 1, max_gap=0)
+  scale = curve_values.Scale(0.0, 100.0)
   depth = np.array([10.0, 10.5, 11.0, 1000.1234567891])
-  cols = digitize.table(np.arange(4), [digitize.Series("curve1", tr, lambda y: y + 100, scale)],
-                        depth=depth)
-  digitize.write_csv(tmp_path / "c.csv", cols)
+  cols = curve_values.table(np.arange(4),
+                            [curve_values.Series("curve1", tr, lambda y: y + 100, scale)],
+                            depth=depth)
+  curve_values.write_csv(tmp_path / "c.csv", cols)
   with open(tmp_path / "c.csv") as f:
     rows = list(csv.DictReader(f))
   assert rows[0]["curve1_px"] == "105.0" and rows[2]["curve1_px"] == ""
@@ -159,18 +160,18 @@ def test_csv_and_las_round_trip(tmp_path):
   # Full precision: the float read back is the float written (6 significant digits lost 1e-4).
   assert float(rows[3]["depth"]) == depth[3]
   assert float(rows[3]["curve1_frac"]) == tr.frac[3]
-  las_io.write(tmp_path / "c.las", [10.0, 10.5, 11.0, 11.5], {"GR": scale.values(tr.frac)},
-               depth_unit="FT")
-  las = lasio.read(tmp_path / "c.las")
-  assert las.curves["DEPT"].unit == "FT"
-  np.testing.assert_allclose(las["GR"], [50, 60, np.nan, 70], equal_nan=True)
+  las.write(tmp_path / "c.las", [10.0, 10.5, 11.0, 11.5], {"GR": scale.values(tr.frac)},
+            depth_unit="FT")
+  got = lasio.read(tmp_path / "c.las")
+  assert got.curves["DEPT"].unit == "FT"
+  np.testing.assert_allclose(got["GR"], [50, 60, np.nan, 70], equal_nan=True)
 
 
 def test_csv_headers_carry_names_and_units():
-  tr = digitize.trace(_draw(11, [[5], [4]]), 1, max_gap=0)
-  cols = digitize.table(np.arange(2), [
-      digitize.Series("GR", tr, lambda y: y, digitize.Scale(0, 150), "GAPI"),
-      digitize.Series("DT", tr, lambda y: y)], depth=np.array([1.0, 2.0]), depth_unit="FT")
+  tr = tracer.trace(_draw(11, [[5], [4]]), 1, max_gap=0)
+  cols = curve_values.table(np.arange(2), [
+      curve_values.Series("GR", tr, lambda y: y, curve_values.Scale(0, 150), "GAPI"),
+      curve_values.Series("DT", tr, lambda y: y)], depth=np.array([1.0, 2.0]), depth_unit="FT")
   assert list(cols) == ["depth_px", "depth[FT]", "GR_px", "GR_wrap", "GR_frac",
                         "GR_value[GAPI]", "GR_filled", "GR_confidence", "DT_px", "DT_wrap",
                         "DT_frac", "DT_filled", "DT_confidence"]
@@ -178,9 +179,9 @@ def test_csv_headers_carry_names_and_units():
 
 def test_r2():
   t = np.array([1.0, 2, 3, 4, np.nan])
-  assert digitize.r2(t, t) == 1.0
-  assert digitize.r2(t, np.full(5, 2.5)) == pytest.approx(0.0)
-  assert np.isnan(digitize.r2(t, np.full(5, np.nan)))
+  assert curve_values.r2(t, t) == 1.0
+  assert curve_values.r2(t, np.full(5, 2.5)) == pytest.approx(0.0)
+  assert np.isnan(curve_values.r2(t, np.full(5, np.nan)))
 
 
 def _curve_with_flat_part(width=200):
@@ -193,13 +194,13 @@ def _curve_with_flat_part(width=200):
 def test_cleanup_drops_grid_lines_painted_as_curve_and_keeps_the_curve():
   y = _curve_with_flat_part()
   clean = _line(40, y)
-  np.testing.assert_array_equal(digitize.cleanup_mask(clean), clean)  # Sloped and flat kept.
+  np.testing.assert_array_equal(mask_cleanup.cleanup_mask(clean), clean)  # Sloped and flat kept.
   dirty = clean.copy()
   dirty[23, :] = 1  # A value-axis grid line that the curve crosses 5 times.
   dirty[4, :] = 1  # One it never touches.
   dirty[:, 120] = 1  # A depth line, crossing the curve and both grid lines.
   dirty[37, 170] = 1  # A speck far from everything.
-  out = digitize.cleanup_mask(dirty)
+  out = mask_cleanup.cleanup_mask(dirty)
   assert set(np.unique(out)) == {0, 1}
   assert not out[4].any() and out[37, 170] == 0
   out, clean = out.astype(bool), clean.astype(bool)
@@ -207,17 +208,17 @@ def test_cleanup_drops_grid_lines_painted_as_curve_and_keeps_the_curve():
   # (they join the curve's run; its centre moves by half a pixel).
   assert not (out[23] & ~(clean[22] | clean[23] | clean[24])).any()
   assert not (out[:, 120] & ~clean[:, 120]).any()
-  want = digitize.trace(clean, 1)
-  got = digitize.trace(out, 1)
+  want = tracer.trace(clean, 1)
+  got = tracer.trace(out, 1)
   np.testing.assert_allclose(got.px, want.px, atol=0.5)
-  assert np.abs(digitize.trace(dirty, 1).px - want.px).max() > 5  # Lines left in mislead.
+  assert np.abs(tracer.trace(dirty, 1).px - want.px).max() > 5  # Lines left in mislead.
 
 
 def test_cleanup_keeps_a_long_flat_curve_alone_in_its_columns():
   # A caliper at bit size: one row for the whole log. A grid line would have the curve beside
   # it in most of its columns; this has nothing, so it is read as the curve.
   flat = _line(40, np.full(300, 25.0))
-  np.testing.assert_array_equal(digitize.cleanup_mask(flat), flat)
+  np.testing.assert_array_equal(mask_cleanup.cleanup_mask(flat), flat)
 
 
 def test_crossing_curves_of_different_classes_stay_apart():
@@ -231,7 +232,7 @@ def test_crossing_curves_of_different_classes_stay_apart():
   # curve2's.
   mask[(mask == 1) & (x >= 50) & (x < 58)] = 2
   for cls, y in ((1, y1), (2, y2)):
-    tr = digitize.trace(mask, cls)
+    tr = tracer.trace(mask, cls)
     assert np.isfinite(tr.px).all()  # Curve2's gap where curve1 covers it is bridged.
     away = np.abs(x - 51) > 2  # Merged ink right at the crossing reads between the two.
     np.testing.assert_allclose(tr.px[away], y[away], atol=1.0)
@@ -245,7 +246,7 @@ def test_a_stray_blob_does_not_pull_the_trace():
   mask[30:34, 50:54] = 1  # Beside the curve.
   mask[:, 80:84] = 0
   mask[6:9, 81:83] = 1  # In a gap of the curve, 17 px (40 % of the track) above it.
-  tr = digitize.trace(mask, 1)
+  tr = tracer.trace(mask, 1)
   np.testing.assert_allclose(tr.px, y, atol=1.0)
   assert tr.filled[80:84].all() and tr.filled.sum() == 4  # Bridged past the blob.
   # Two runs in a column: the pick is right, but less certain than a clean column.
@@ -260,16 +261,16 @@ def test_dashed_curve2_gives_a_continuous_trace_with_lower_confidence_in_gaps(ga
   dashed = _line(41, y, 2)
   in_gap = x % period >= 6  # 6 px dashes.
   dashed[:, in_gap] = 0
-  np.testing.assert_array_equal(digitize.cleanup_mask(dashed), dashed)  # Dashes are kept.
-  tr = digitize.trace_classes(dashed)[2]
+  np.testing.assert_array_equal(mask_cleanup.cleanup_mask(dashed), dashed)  # Dashes are kept.
+  tr = tracer.trace(dashed, 2)
   assert np.isfinite(tr.px).all()
   np.testing.assert_array_equal(tr.filled, in_gap)
   np.testing.assert_allclose(tr.px, y, atol=1.0)
   conf = tr.confidence
   assert conf[~in_gap].min() == 1.0 and conf[in_gap].max() <= 0.5
   assert conf[7] < conf[6] and conf[period - 2] < conf[period - 1]  # Lowest far from ink.
-  assert digitize.coverage(tr) == 1.0
-  assert digitize.coverage(digitize.trace(dashed, 2, max_gap=0)) == np.mean(~in_gap)
+  assert curve_values.coverage(tr) == 1.0
+  assert curve_values.coverage(tracer.trace(dashed, 2, max_gap=0)) == np.mean(~in_gap)
 
 
 def test_confidence_is_the_mean_probability_of_the_chosen_run():
@@ -277,7 +278,7 @@ def test_confidence_is_the_mean_probability_of_the_chosen_run():
   mask[8, 2] = 1  # A second run in column 2.
   probs = np.full((11, 3, 2), 0.9)
   probs[3, 0, 1] = 0.5
-  tr = digitize.trace(mask, 1, probs=probs)
+  tr = tracer.trace(mask, 1, probs=probs)
   np.testing.assert_allclose(tr.confidence, [0.7, 0.9, 0.9 * 2 / 3])
-  np.testing.assert_allclose(digitize.trace(mask, 1, probs=probs[..., 1]).confidence,
+  np.testing.assert_allclose(tracer.trace(mask, 1, probs=probs[..., 1]).confidence,
                              tr.confidence)

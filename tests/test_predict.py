@@ -20,19 +20,25 @@ from PIL import Image
 from configs import welllog_demo
 from ssl_seg import (
   checkpoint,
-  digitize,
-  evaluate,
-  inference,
-  layouts,
-  output_files,
-  predict,
-  render_las,
-  scan_io,
+  plots,
   state as state_lib,
   tasks,
   train as train_lib,
 )
-from ssl_seg.data import welllogs
+from ssl_seg.data import welllog_render
+from ssl_seg.digitizer import (
+  curve_values,
+  digitize,
+  evaluation,
+  las,
+  layout_files,
+  output_files,
+  render,
+  scan_layout,
+  scans,
+  segmenter,
+  shortcuts,
+)
 
 HEIGHT = 32
 
@@ -80,19 +86,19 @@ def blind_stage_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def seg(stage_dir):
-  return inference.load(stage_dir, window=64, overlap=16, batch_size=2)
+  return segmenter.load(stage_dir, window=64, overlap=16, batch_size=2)
 
 
 def _scan(seed, height, width):
-  image, _ = welllogs.render_log(seed, height=height, width=width)
+  image, _ = welllog_render.render_log(seed, height=height, width=width)
   return image
 
 
 def test_load_accepts_stage_or_checkpoints_dir_and_rejects_others(stage_dir, tmp_path):
-  a = inference.load(os.path.join(stage_dir, "checkpoints"), window=64, overlap=16)
+  a = segmenter.load(os.path.join(stage_dir, "checkpoints"), window=64, overlap=16)
   assert a.height == HEIGHT and a.class_names == ("background", "curve1", "curve2")
   with pytest.raises(FileNotFoundError, match="no checkpoint"):
-    inference.load(str(tmp_path))
+    segmenter.load(str(tmp_path))
   assert not os.path.exists(tmp_path / "checkpoints")  # A wrong path creates nothing.
 
 
@@ -102,7 +108,7 @@ def test_windows_compile_once_and_cover_any_width(seg):
     logits = seg.logits(image)
     assert logits.shape == (HEIGHT, width, 3) and np.isfinite(logits).all()
   assert len(seg.traces) == 1  # One window shape and one batch size: one compilation.
-  starts = inference.window_starts(300, 64, 16)
+  starts = segmenter.window_starts(300, 64, 16)
   assert starts[0] == 0 and starts[-1] == 300 - 64 and np.all(np.diff(starts) <= 48)
 
 
@@ -128,7 +134,7 @@ def test_predict_writes_exact_size_mask_overlay_and_csv(seg, tmp_path, kind):
   name, mode = {"png_gray_odd": ("a.png", "L"), "tiff_rgb": ("b.tif", "RGB"),
                 "one_bit_portrait": ("c.tiff", "1"), "jpeg": ("d.jpg", "L")}[kind]
   image.convert(mode).save(tmp_path / name)
-  done, failed = predict.run(seg, [str(tmp_path / name)], str(tmp_path / "out"))
+  done, failed = digitize.run(seg, [str(tmp_path / name)], str(tmp_path / "out"))
   assert not failed
   stem = os.path.splitext(name)[0]
   mask = np.asarray(Image.open(tmp_path / "out" / f"{stem}_mask.png"))
@@ -150,8 +156,8 @@ def test_scans_sharing_a_stem_get_separate_outputs(seg, tmp_path):
   Image.fromarray(_scan(1, 40, 90)).save(tmp_path / "a.png")
   Image.fromarray(_scan(2, 40, 70)).save(tmp_path / "a.tif")
   Image.fromarray(_scan(3, 40, 80)).save(tmp_path / "b.png")
-  inputs = scan_io.list_scans(tmp_path)
-  done, failed = predict.run(seg, inputs, str(tmp_path / "out"))
+  inputs = scans.list_scans(tmp_path)
+  done, failed = digitize.run(seg, inputs, str(tmp_path / "out"))
   assert not failed and len(done) == 3
   widths = {n: Image.open(tmp_path / "out" / f"{n}_mask.png").size[0]
             for n in ("a_png", "a_tif", "b")}
@@ -164,9 +170,9 @@ def test_portrait_tracks_map_back_and_las_is_written(seg, tmp_path):
   portrait[:, 10:58] = np.rot90(land, -1)  # One track at columns 10..57.
   portrait[:, 70:118] = np.rot90(land, -1)  # An identical one at 70..117.
   Image.fromarray(portrait).save(tmp_path / "p.png")
-  out = predict.digitize_file(seg, str(tmp_path / "p.png"), str(tmp_path),
-                              tracks=("10:58", "70:118"), scales=[predict.digitize.Scale(0, 150)],
-                              depth=(1000.0, 1249.0), names=None)
+  out = digitize.digitize_file(seg, str(tmp_path / "p.png"), str(tmp_path),
+                               tracks=("10:58", "70:118"), scales=[curve_values.Scale(0, 150)],
+                               depth=(1000.0, 1249.0), names=None)
   mask = np.asarray(Image.open(out["mask"]))
   assert mask.shape == (250, 120)
   assert not mask[:, :10].any() and not mask[:, 58:70].any()  # Outside tracks: background.
@@ -178,11 +184,11 @@ def test_portrait_tracks_map_back_and_las_is_written(seg, tmp_path):
   b = np.array([float(r["t2_curve1_px"] or "nan") for r in rows])
   np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
   np.testing.assert_allclose((b - a)[np.isfinite(a)], 60)
-  las = lasio.read(out["las"])
-  assert [c.mnemonic for c in las.curves] == ["DEPT"] + [
+  las_file = lasio.read(out["las"])
+  assert [c.mnemonic for c in las_file.curves] == ["DEPT"] + [
       f"T{t}_CURVE{k}{conf}" for t in (1, 2) for k in (1, 2) for conf in ("", "_CONF")]
-  assert las.index[0] == 1000.0 and las.index[-1] == 1249.0 and len(las.index) == 250
-  v = np.asarray(las["T1_CURVE1"])
+  assert las_file.index[0] == 1000.0 and las_file.index[-1] == 1249.0 and len(las_file.index) == 250
+  v = np.asarray(las_file["T1_CURVE1"])
   frac = np.array([float(r["t1_curve1_frac"] or "nan") for r in rows])
   np.testing.assert_allclose(v, frac * 150, atol=0.01, equal_nan=True)
 
@@ -190,13 +196,13 @@ def test_portrait_tracks_map_back_and_las_is_written(seg, tmp_path):
 def test_bad_track_is_one_clear_error(seg, tmp_path):
   Image.fromarray(_scan(6, 40, 100)).save(tmp_path / "x.png")
   with pytest.raises(ValueError, match="outside the image's 40 rows"):
-    predict.digitize_file(seg, str(tmp_path / "x.png"), str(tmp_path), tracks=("0:60",))
+    digitize.digitize_file(seg, str(tmp_path / "x.png"), str(tmp_path), tracks=("0:60",))
 
 
 def test_large_image_over_pillows_bomb_limit_reads(tmp_path, monkeypatch):
   monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Stands in for the 89 M px default.
   Image.fromarray(np.full((50, 100), 200, np.uint8)).save(tmp_path / "big.png")
-  assert scan_io.read_image(tmp_path / "big.png").shape == (50, 100)
+  assert scans.read_image(tmp_path / "big.png").shape == (50, 100)
   assert Image.MAX_IMAGE_PIXELS == 1000  # The limit is restored afterwards.
 
 
@@ -206,7 +212,7 @@ def _eval_set(tmp_path):
   masks.mkdir()
   truths = {}
   for i, w in enumerate((70, 90)):
-    image, mask = welllogs.render_log(i, height=HEIGHT, width=w)
+    image, mask = welllog_render.render_log(i, height=HEIGHT, width=w)
     Image.fromarray(image).save(images / f"log{i}.png")
     Image.fromarray(mask).save(masks / f"log{i}_mask.png")
     truths[f"log{i}"] = mask
@@ -218,13 +224,13 @@ def test_evaluate_matches_a_hand_computed_confusion(seg, tmp_path):
   Image.fromarray(np.zeros((5, 5), np.uint8)).save(masks / "bad_mask.png")
   Image.fromarray(np.full((5, 7), 255, np.uint8)).save(images / "bad.png")  # Wrong size mask.
   (images / "corrupt.png").write_bytes(b"not a png")
-  files = scan_io.list_images(images)
-  summary, per_file, failed = evaluate.evaluate_files(seg, files, str(masks))
+  files = scans.list_images(images)
+  summary, per_file, failed = evaluation.evaluate_files(seg, files, str(masks))
   assert sorted(os.path.basename(p) for p, _ in failed) == ["bad.png", "corrupt.png"]
   cm = np.zeros((3, 3), np.int64)
   for name, truth in truths.items():
-    pred = inference.segment_scan(seg, scan_io.read_image(images / f"{name}.png"),
-                                  inference.make_layout(truth.shape))
+    pred = scan_layout.segment_scan(seg, scans.read_image(images / f"{name}.png"),
+                                    scan_layout.make_layout(truth.shape))
     np.add.at(cm, (truth.ravel(), pred.ravel()), 1)
   tp = np.diag(cm)
   precision, recall = tp / np.maximum(cm.sum(0), 1), tp / np.maximum(cm.sum(1), 1)
@@ -239,13 +245,13 @@ def test_evaluate_matches_a_hand_computed_confusion(seg, tmp_path):
 
 def test_evaluate_with_a_track_scores_only_that_span_as_predicted(seg, tmp_path):
   images, masks, truths = _eval_set(tmp_path)
-  summary, _, failed = evaluate.evaluate_files(seg, scan_io.list_images(images), str(masks),
-                                               tracks=["4:28"])
+  summary, _, failed = evaluation.evaluate_files(seg, scans.list_images(images), str(masks),
+                                                 tracks=["4:28"])
   assert not failed
   cm = np.zeros((3, 3), np.int64)
   for name, truth in truths.items():
-    pred = inference.segment_scan(seg, scan_io.read_image(images / f"{name}.png"),
-                                  inference.make_layout(truth.shape, tracks=["4:28"]))
+    pred = scan_layout.segment_scan(seg, scans.read_image(images / f"{name}.png"),
+                                    scan_layout.make_layout(truth.shape, tracks=["4:28"]))
     assert not pred[:4].any() and not pred[28:].any()  # Outside the track: background.
     np.add.at(cm, (truth.ravel(), pred.ravel()), 1)
   assert summary["pixel_acc"] == pytest.approx(np.diag(cm).sum() / cm.sum())
@@ -259,13 +265,13 @@ def test_r2_from_true_masks_is_near_one_on_rendered_las_logs(seg, tmp_path):
   # Mostly mid-scale with excursions: backup scales hold the minority (digitize's prior).
   gr = 60 + 20 * np.sin(depth / 3) + rng.normal(0, 2, 400)
   rhob = 2.4 + 0.1 * np.sin(depth / 10)
-  welllogs.write_las(las_path, depth, {"GR": gr, "RHOB": rhob})
-  names = render_las.render_set([str(las_path)], ["GR", "RHOB"], 4, str(tmp_path / "set"),
-                                height=64, min_width=150, max_width=200)
+  las.write(las_path, depth, {"GR": gr, "RHOB": rhob})
+  names = render.render_set([str(las_path)], ["GR", "RHOB"], 4, str(tmp_path / "set"),
+                            height=64, min_width=150, max_width=200)
   for name in names:
-    truth = render_las.read_truth(tmp_path / "set" / "las" / f"{name}.las")
-    mask = scan_io.read_mask(tmp_path / "set" / "masks" / f"{name}_mask.png", 3)
-    scores = evaluate.curve_scores(mask, truth)
+    truth = render.read_truth(tmp_path / "set" / "las" / f"{name}.las")
+    mask = scans.read_mask(tmp_path / "set" / "masks" / f"{name}_mask.png", 3)
+    scores = evaluation.curve_scores(mask, truth)
     for k in (1, 2):
       assert scores[k]["coverage"] > 0.9
       scale = truth.scales[k]
@@ -295,7 +301,7 @@ def test_cli_smoke_reports_bad_file_and_exits_non_zero(stage_dir, tmp_path):
 
 def test_csv_has_confidences_and_coverage_is_reported(seg, tmp_path):
   Image.fromarray(_scan(8, 40, 90)).save(tmp_path / "s.png")
-  (out,), failed = predict.run(seg, [str(tmp_path / "s.png")], str(tmp_path / "out"))
+  (out,), failed = digitize.run(seg, [str(tmp_path / "s.png")], str(tmp_path / "out"))
   assert not failed and out["input"] == str(tmp_path / "s.png")
   with open(out["csv"]) as f:
     rows = list(csv.DictReader(f))
@@ -316,25 +322,25 @@ def test_trace_scan_cleans_each_track_and_reads_confidence_from_probabilities():
   mask[:, 14] = np.where(mask[:, 14] == 0, 1, mask[:, 14])  # A grid line painted as curve1.
   probs = np.zeros((120, 60, 3))
   probs[..., 1] = 0.8
-  layout = inference.make_layout(mask.shape, "vertical", ["10:50"])
-  (track,) = inference.trace_scan(mask, layout, ("background", "curve1", "curve2"),
-                                  probs=probs)
+  layout = scan_layout.make_layout(mask.shape, "vertical", ["10:50"])
+  (track,) = scan_layout.trace_scan(mask, layout, ("background", "curve1", "curve2"),
+                                    probs=probs)
   curve = track["curve1"]
   np.testing.assert_allclose(layout.to_original(0)(curve.px),
                              30 + 8 * np.sin(depth / 9), atol=0.5)
   np.testing.assert_allclose(curve.confidence, 0.8)
   assert np.isnan(track["curve2"].px).all()
-  (raw,) = inference.trace_scan(mask, layout, ("background", "curve1", "curve2"),
-                                cleanup=False)
+  (raw,) = scan_layout.trace_scan(mask, layout, ("background", "curve1", "curve2"),
+                                  cleanup=False)
   assert raw["curve1"].confidence.min() < 1  # The line was there: two runs per column.
 
 
 def test_a_blank_page_warns_per_curve_and_strict_exits_1(blind_stage_dir, tmp_path):
   Image.fromarray(np.full((40, 90), 255, np.uint8)).save(tmp_path / "blank.png")
-  blind = inference.load(blind_stage_dir, window=64, overlap=16, batch_size=2)
+  blind = segmenter.load(blind_stage_dir, window=64, overlap=16, batch_size=2)
   lines = []
-  (out,), failed = predict.run(blind, [str(tmp_path / "blank.png")], str(tmp_path / "a"),
-                               log=lines.append)
+  (out,), failed = digitize.run(blind, [str(tmp_path / "blank.png")], str(tmp_path / "a"),
+                                log=lines.append)
   assert not failed and out["coverage"] == {"curve1": 0.0, "curve2": 0.0}
   assert lines == [f"warning: {tmp_path / 'blank.png'}: {c} read on only 0% of depth columns"
                    for c in ("curve1", "curve2")]
@@ -377,131 +383,134 @@ def _floats(rows, key):
 
 def test_las_from_a_layout_has_per_curve_scales_units_confidence_and_provenance(seg, tmp_path):
   path = _portrait(tmp_path)
-  layout = layouts.parse({
+  layout = layout_files.parse({
       "depth_axis": "vertical", "depth": {"unit": "FT", "first": 1000.0, "last": 1124.5},
       "tracks": [{"span": [6, 54], "curves": [
           {"class": 1, "mnemonic": "gr", "unit": "GAPI", "left": 0, "right": 150},
           {"class": 2, "mnemonic": "DTMN", "unit": "US/F", "left": 140, "right": 40,
            "description": "Sonic slowness"}]}]})
-  out = predict.digitize_file(seg, path, str(tmp_path), layout=layout,
-                              provenance={"checkpoint": "/ckpt/finetune_warm",
-                                          "command": "python -m ssl_seg.predict --x=1"})
+  out = digitize.digitize_file(seg, path, str(tmp_path), layout=layout,
+                               provenance={"checkpoint": "/ckpt/finetune_warm",
+                                           "command": "python -m ssl_seg.predict --x=1"})
   assert not out["warnings"]
   rows = _csv(out["csv"])
   # The CSV carries the LAS's names and units, depth at full precision.
   assert {"depth[FT]", "GR_px", "GR_value[GAPI]", "DTMN_value[US/F]"} <= set(rows[0])
   depth = _floats(rows, "depth[FT]")
   np.testing.assert_array_equal(depth, np.linspace(1000.0, 1124.5, 250))
-  las = lasio.read(out["las"])
-  assert [c.mnemonic for c in las.curves] == ["DEPT", "GR", "GR_CONF", "DTMN", "DTMN_CONF"]
-  assert [las.curves[m].unit for m in ("DEPT", "GR", "DTMN")] == ["FT", "GAPI", "US/F"]
-  assert las.curves["DTMN"].descr == "Sonic slowness"
-  assert las.well["WELL"].value == "p"  # No well in the layout: the file's stem.
-  assert las.well["NULL"].value == -999.25
-  assert las.well["STRT"].value == 1000.0 and las.well["STOP"].value == 1124.5
-  assert las.well["STEP"].value == pytest.approx(0.5) and las.well["STRT"].unit == "FT"
-  assert "/ckpt/finetune_warm" in las.other and "python -m ssl_seg.predict --x=1" in las.other
+  las_file = lasio.read(out["las"])
+  assert [c.mnemonic for c in las_file.curves] == ["DEPT", "GR", "GR_CONF", "DTMN", "DTMN_CONF"]
+  assert [las_file.curves[m].unit for m in ("DEPT", "GR", "DTMN")] == ["FT", "GAPI", "US/F"]
+  assert las_file.curves["DTMN"].descr == "Sonic slowness"
+  assert las_file.well["WELL"].value == "p"  # No well in the layout: the file's stem.
+  assert las_file.well["NULL"].value == las.LAS_MISSING
+  assert las_file.well["STRT"].value == 1000.0 and las_file.well["STOP"].value == 1124.5
+  assert las_file.well["STEP"].value == pytest.approx(0.5) and las_file.well["STRT"].unit == "FT"
+  assert "/ckpt/finetune_warm" in las_file.other
+  assert "python -m ssl_seg.predict --x=1" in las_file.other
   # Each curve on its own scale (a track's second curve no longer takes the first's).
   for m, (left, right) in (("GR", (0, 150)), ("DTMN", (140, 40))):
     frac = _floats(rows, f"{m}_frac")
-    np.testing.assert_allclose(las[m], left + frac * (right - left), atol=1e-4, equal_nan=True)
+    np.testing.assert_allclose(las_file[m], left + frac * (right - left), atol=1e-4, equal_nan=True)
     conf = _floats(rows, f"{m}_confidence")
-    np.testing.assert_allclose(las[f"{m}_CONF"], conf, atol=1e-3, equal_nan=True)
-  assert np.isfinite(las["DTMN"]).any()  # The untrained model paints curve2: not vacuous.
+    np.testing.assert_allclose(las_file[f"{m}_CONF"], conf, atol=1e-3, equal_nan=True)
+  assert np.isfinite(las_file["DTMN"]).any()  # The untrained model paints curve2: not vacuous.
 
 
 def test_step_resamples_the_las_to_a_regular_depth_step(seg, tmp_path):
   path = _portrait(tmp_path)
-  layout = layouts.parse({"depth": {"unit": "M", "first": 100.0, "last": 224.5},
-                          "tracks": [{"curves": [{"class": 2, "left": 0, "right": 150}]}]})
-  out = predict.digitize_file(seg, path, str(tmp_path), layout=layout, step=1.5)
-  las = lasio.read(out["las"])
-  np.testing.assert_allclose(las.index, np.arange(100.0, 224.5 + 1e-9, 1.5))
-  assert las.well["STEP"].value == pytest.approx(1.5) and "Resampled" in las.other
+  layout = layout_files.parse({"depth": {"unit": "M", "first": 100.0, "last": 224.5},
+                               "tracks": [{"curves": [{"class": 2, "left": 0, "right": 150}]}]})
+  out = digitize.digitize_file(seg, path, str(tmp_path), layout=layout, step=1.5)
+  las_file = lasio.read(out["las"])
+  np.testing.assert_allclose(las_file.index, np.arange(100.0, 224.5 + 1e-9, 1.5))
+  assert las_file.well["STEP"].value == pytest.approx(1.5) and "Resampled" in las_file.other
   frac = _floats(_csv(out["csv"]), "curve2_frac")
   # Every third pixel (0.5 m pitch) lies on the 1.5 m grid: those samples are read exactly.
   want = 150 * frac[::3]
   assert np.isfinite(want).sum() > 10
-  np.testing.assert_allclose(las["CURVE2"], want[:len(las.index)], atol=1e-4, equal_nan=True)
+  np.testing.assert_allclose(las_file["CURVE2"], want[:len(las_file.index)], atol=1e-4,
+                             equal_nan=True)
 
 
 def test_tie_points_give_piecewise_depth(seg, tmp_path):
   path = _portrait(tmp_path)
-  layout = layouts.parse({"depth": {"ties": [[0, 0.0], [100, 50.0], [249, 200.0]]},
-                          "tracks": [{"curves": [{"class": 1, "left": 0, "right": 1}]}]})
-  out = predict.digitize_file(seg, path, str(tmp_path), layout=layout)
+  layout = layout_files.parse({"depth": {"ties": [[0, 0.0], [100, 50.0], [249, 200.0]]},
+                               "tracks": [{"curves": [{"class": 1, "left": 0, "right": 1}]}]})
+  out = digitize.digitize_file(seg, path, str(tmp_path), layout=layout)
   depth = _floats(_csv(out["csv"]), "depth[M]")
   assert depth[100] == 50.0 and depth[249] == 200.0 and depth[50] == 25.0
-  las = lasio.read(out["las"])  # Irregular pitch: resampled to the mean, 200 / 249.
-  assert las.index[0] == 0.0 and las.well["STEP"].value == pytest.approx(200 / 249, rel=1e-4)
+  las_file = lasio.read(out["las"])  # Irregular pitch: resampled to the mean, 200 / 249.
+  assert las_file.index[0] == 0.0
+  assert las_file.well["STEP"].value == pytest.approx(200 / 249, rel=1e-4)
 
 
 def test_shortcut_scales_are_per_curve_and_names_and_units_reach_the_csv(seg, tmp_path):
   path = _portrait(tmp_path)
-  out = predict.digitize_file(
+  out = digitize.digitize_file(
       seg, path, str(tmp_path), depth_axis="vertical", tracks=["6:54"],
-      scales=[digitize.Scale(0, 150), digitize.Scale(140, 40)], depth=(0.0, 249.0),
+      scales=[curve_values.Scale(0, 150), curve_values.Scale(140, 40)], depth=(0.0, 249.0),
       names=["GR", "DT"], units=["GAPI", "US/F"])
   rows = _csv(out["csv"])
   assert list(rows[0])[:3] == ["depth_px", "depth[M]", "GR_px"] and "DT_value[US/F]" in rows[0]
-  las = lasio.read(out["las"])
+  las_file = lasio.read(out["las"])
   dt = _floats(rows, "DT_frac")
   assert np.isfinite(dt).any()
-  np.testing.assert_allclose(las["DT"], 140 - 100 * dt, atol=1e-4, equal_nan=True)
+  np.testing.assert_allclose(las_file["DT"], 140 - 100 * dt, atol=1e-4, equal_nan=True)
   with pytest.raises(ValueError, match=r"one per curve \(4: T1_CURVE1, T1_CURVE2, T2_CURVE1, "
                                        r"T2_CURVE2, in that order\), got 2"):
-    predict.shortcut_layout(seg.class_names, tracks=["0:30", "30:60"],
-                            scales=[digitize.Scale(0, 1)] * 2)
+    shortcuts.shortcut_layout(seg.class_names, tracks=["0:30", "30:60"],
+                              scales=[curve_values.Scale(0, 1)] * 2)
 
 
 def test_depth_without_scale_writes_no_las_and_says_so(seg, tmp_path):
-  out = predict.digitize_file(seg, _portrait(tmp_path), str(tmp_path), depth=(0.0, 10.0))
+  out = digitize.digitize_file(seg, _portrait(tmp_path), str(tmp_path), depth=(0.0, 10.0))
   assert "las" not in out and not (tmp_path / "p.las").exists()
   assert len(out["warnings"]) == 1 and out["warnings"][0].startswith("no LAS written")
   # A curve with a scale beside one without: the LAS has the first and names the second.
-  layout = layouts.parse({"depth": {"first": 0, "last": 10}, "tracks": [{"curves": [
+  layout = layout_files.parse({"depth": {"first": 0, "last": 10}, "tracks": [{"curves": [
       {"class": 1, "mnemonic": "GR", "left": 0, "right": 150}, {"class": 2, "mnemonic": "X"}]}]})
-  out = predict.digitize_file(seg, _portrait(tmp_path), str(tmp_path), layout=layout)
+  out = digitize.digitize_file(seg, _portrait(tmp_path), str(tmp_path), layout=layout)
   assert out["warnings"] == ["X left out of p.las: no scale given"]
   assert [c.mnemonic for c in lasio.read(out["las"]).curves] == ["DEPT", "GR", "GR_CONF"]
 
 
 def test_layout_files_parse_the_shipped_example_and_reject_typos(tmp_path):
   example = os.path.join(os.path.dirname(__file__), "..", "examples", "layout.json")
-  kw = layouts.load(example)
-  layout = inference.make_layout((1800, 800), **kw)
+  kw = layout_files.load(example)
+  layout = scan_layout.make_layout((1800, 800), **kw)
   assert layout.vertical and layout.tracks == ((40, 400), (420, 780)) and layout.well
   assert [c.mnemonic for c in layout.curves[0]] == ["GR", "DTMN"]
-  assert layout.curves[1][0].scale == digitize.Scale(0.2, 2000, True)
+  assert layout.curves[1][0].scale == curve_values.Scale(0.2, 2000, True)
   for bad, match in (({"tracks": [{"span": [0, 5], "curvs": []}]}, r"unknown key\(s\) 'curvs'"),
                      ({"tracks": [{"curves": [{"mnemonic": "GR"}]}]}, r"'class' .* required"),
                      ({"tracks": [{"curves": [{"class": 1, "left": 0}]}]}, "both 'left'"),
                      ({"depth": {"first": 0}}, "give 'first' and 'last'"),
                      ({"tracks": [{}, {}]}, "'span' is required")):
     with pytest.raises(ValueError, match=match):
-      layouts.parse(bad)
+      layout_files.parse(bad)
   (tmp_path / "bad.json").write_text("{")
   with pytest.raises(ValueError, match=r"layout file .*bad.json: not valid JSON"):
-    layouts.load(tmp_path / "bad.json")
+    layout_files.load(tmp_path / "bad.json")
   with pytest.raises(ValueError, match="tie points must increase"):
-    inference.make_layout((10, 100), depth=((0, 5.0), (50, 7.0), (99, 6.0)))
+    scan_layout.make_layout((10, 100), depth=((0, 5.0), (50, 7.0), (99, 6.0)))
 
 
 def test_manifest_gives_each_file_its_layout_and_well_and_summary_lists_all(seg, tmp_path):
-  scans = tmp_path / "scans"
-  scans.mkdir()
-  _portrait(scans, "a.png", 1)
-  _portrait(scans, "b.png", 2)
-  _portrait(scans, "c.png", 3)  # Not in the manifest.
+  scan_dir = tmp_path / "scans"
+  scan_dir.mkdir()
+  _portrait(scan_dir, "a.png", 1)
+  _portrait(scan_dir, "b.png", 2)
+  _portrait(scan_dir, "c.png", 3)  # Not in the manifest.
   for name, first in (("la.json", 1000.0), ("lb.json", 2000.0)):
-    (scans / name).write_text(json.dumps({"depth": {"unit": "FT", "first": first,
-                                                    "last": first + 249},
-                                          "tracks": [{"curves": [{"class": 1, "mnemonic": "GR",
-                                                                  "left": 0, "right": 150}]}]}))
-  (scans / "m.csv").write_text("file,layout,well\na.png,la.json,WELL A\nb.png,lb.json,\n")
-  manifest = layouts.read_manifest(scans / "m.csv")
-  done, failed = predict.run(seg, scan_io.list_scans(scans), str(tmp_path / "out"),
-                             manifest=manifest, log=lambda m: None)
+    (scan_dir / name).write_text(json.dumps({"depth": {"unit": "FT", "first": first,
+                                                       "last": first + 249},
+                                             "tracks": [{"curves": [{"class": 1, "mnemonic": "GR",
+                                                                     "left": 0, "right": 150}]}]}))
+  (scan_dir / "m.csv").write_text("file,layout,well\na.png,la.json,WELL A\nb.png,lb.json,\n")
+  manifest = layout_files.read_manifest(scan_dir / "m.csv")
+  done, failed = digitize.run(seg, scans.list_scans(scan_dir), str(tmp_path / "out"),
+                              manifest=manifest, log=lambda m: None)
   assert [os.path.basename(p) for p, _ in failed] == ["c.png"]
   assert "not listed in the manifest" in failed[0][1]
   wells = {os.path.basename(o["input"]): lasio.read(o["las"]) for o in done}
@@ -513,22 +522,22 @@ def test_manifest_gives_each_file_its_layout_and_well_and_summary_lists_all(seg,
     assert r["status"] == output_files.status(out, 0.5)
     assert float(r["coverage:GR"]) == out["coverage"]["GR"]
   with pytest.raises(FileNotFoundError, match="line 2: scan not found"):
-    (scans / "m2.csv").write_text("file,layout\nnope.png,la.json\n")
-    layouts.read_manifest(scans / "m2.csv")
+    (scan_dir / "m2.csv").write_text("file,layout\nnope.png,la.json\n")
+    layout_files.read_manifest(scan_dir / "m2.csv")
 
 
 def test_each_page_of_a_multipage_tiff_is_a_scan(seg, tmp_path):
   pages = [Image.fromarray(_scan(s, 40, w)) for s, w in ((1, 90), (2, 70))]
   pages[0].save(tmp_path / "log.tif", save_all=True, append_images=pages[1:])
-  assert scan_io.page_count(tmp_path / "log.tif") == 2
-  done, failed = predict.run(seg, [str(tmp_path / "log.tif")], str(tmp_path / "out"))
+  assert scans.page_count(tmp_path / "log.tif") == 2
+  done, failed = digitize.run(seg, [str(tmp_path / "log.tif")], str(tmp_path / "out"))
   assert not failed and [o["name"] for o in done] == ["log_p1", "log_p2"]
   widths = [Image.open(o["mask"]).size[0] for o in done]
   assert widths == [90, 70]  # Page 2 is read, not page 1 twice.
-  np.testing.assert_array_equal(scan_io.read_image(tmp_path / "log.tif", page=1),
+  np.testing.assert_array_equal(scans.read_image(tmp_path / "log.tif", page=1),
                                 np.asarray(pages[1]))
   with pytest.raises(ValueError, match="has 2 page"):
-    scan_io.read_image(tmp_path / "log.tif", page=2)
+    scans.read_image(tmp_path / "log.tif", page=2)
   rows = _csv(tmp_path / "out" / "summary.csv")
   assert [(r["name"], r["page"]) for r in rows] == [("log_p1", "1"), ("log_p2", "2")]
 
@@ -543,18 +552,18 @@ def test_manifest_page_rows_give_each_tiff_page_its_own_layout(seg, tmp_path):
         "tracks": [{"curves": [{"class": 1, "mnemonic": "GR", "left": 0, "right": 150}]}]}))
   (tmp_path / "m.csv").write_text("file,page,layout,well\nlog.tif,1,l1.json,W1\n"
                                   "log.tif,2,l2.json,W2\n")
-  manifest = layouts.read_manifest(tmp_path / "m.csv")
-  done, failed = predict.run(seg, [str(tmp_path / "log.tif")], str(tmp_path / "out"),
-                             manifest=manifest, log=lambda m: None)
+  manifest = layout_files.read_manifest(tmp_path / "m.csv")
+  done, failed = digitize.run(seg, [str(tmp_path / "log.tif")], str(tmp_path / "out"),
+                              manifest=manifest, log=lambda m: None)
   assert not failed and [o["name"] for o in done] == ["log_p1", "log_p2"]
-  las = [lasio.read(o["las"]) for o in done]
-  assert [x.well["STRT"].value for x in las] == [1000.0, 2000.0]  # Not page 1's twice.
-  assert [x.well["WELL"].value for x in las] == ["W1", "W2"]
+  las_file = [lasio.read(o["las"]) for o in done]
+  assert [x.well["STRT"].value for x in las_file] == [1000.0, 2000.0]  # Not page 1's twice.
+  assert [x.well["WELL"].value for x in las_file] == ["W1", "W2"]
   # A page row wins over the file's row, which serves the other pages.
   (tmp_path / "m2.csv").write_text("file,layout,page\nlog.tif,l1.json,\nlog.tif,l2.json,2\n")
-  manifest = layouts.read_manifest(tmp_path / "m2.csv")
+  manifest = layout_files.read_manifest(tmp_path / "m2.csv")
   tif = str(tmp_path / "log.tif")
-  assert [layouts.manifest_layout(manifest, tif, k)["depth"] for k in (1, 2)] == [
+  assert [layout_files.manifest_layout(manifest, tif, k)["depth"] for k in (1, 2)] == [
       (1000.0, 1060.0), (2000.0, 2060.0)]
   for text, match in (
       ("log.tif,3,l1.json\n", r"m3.csv, line 2: page 3: log.tif has only 2 pages"),
@@ -565,14 +574,14 @@ def test_manifest_page_rows_give_each_tiff_page_its_own_layout(seg, tmp_path):
       ("log.tif,0,l1.json\n", r"line 2: page '0': expected a page number")):
     (tmp_path / "m3.csv").write_text("file,page,layout\n" + text)
     with pytest.raises(ValueError, match=match):
-      layouts.read_manifest(tmp_path / "m3.csv")
+      layout_files.read_manifest(tmp_path / "m3.csv")
 
 
 def test_a_blank_page_is_no_curve_in_the_summary(blind_stage_dir, tmp_path):
   Image.fromarray(np.full((40, 90), 255, np.uint8)).save(tmp_path / "blank.png")
-  blind = inference.load(blind_stage_dir, window=64, overlap=16, batch_size=2)
-  (out,), _ = predict.run(blind, [str(tmp_path / "blank.png")], str(tmp_path / "a"),
-                          log=lambda m: None)
+  blind = segmenter.load(blind_stage_dir, window=64, overlap=16, batch_size=2)
+  (out,), _ = digitize.run(blind, [str(tmp_path / "blank.png")], str(tmp_path / "a"),
+                           log=lambda m: None)
   assert output_files.status(out, 0.5) == "no_curve"
   (row,) = _csv(tmp_path / "a" / "summary.csv")
   assert row["status"] == "no_curve" and row["coverage:curve1"] == "0.0"
@@ -608,9 +617,9 @@ def test_cli_layout_run_records_the_command_and_bad_layouts_are_one_error_line(s
                        f"--output={tmp_path / 'out'}"], capture_output=True, text=True,
                       timeout=300)
   assert ok.returncode == 0, ok.stderr
-  las = lasio.read(tmp_path / "out" / "p.las")
-  assert las.well["STEP"].value == 2.0 and las.curves["DT"].unit == "US/F"
-  assert f"--layout={tmp_path / 'l.json'}" in las.other and stage_dir in las.other
+  las_file = lasio.read(tmp_path / "out" / "p.las")
+  assert las_file.well["STEP"].value == 2.0 and las_file.curves["DT"].unit == "US/F"
+  assert f"--layout={tmp_path / 'l.json'}" in las_file.other and stage_dir in las_file.other
   assert (tmp_path / "out" / "summary.csv").exists() and "summary.csv" in ok.stdout
   for extra, pattern in (([f"--layout={tmp_path / 'bad.json'}"], r"unknown key\(s\) 'curvs'"),
                          ([f"--layout={tmp_path / 'l.json'}", "--track=0:5"],
@@ -635,7 +644,7 @@ def test_evaluate_refuses_a_multipage_tiff_instead_of_scoring_page_one(seg, tmp_
   pages = [Image.fromarray(_scan(s, HEIGHT, 70)) for s in (1, 2)]
   pages[0].save(images / "two.tif", save_all=True, append_images=pages[1:])
   Image.fromarray(np.zeros((HEIGHT, 70), np.uint8)).save(masks / "two_mask.png")
-  summary, _, failed = evaluate.evaluate_files(seg, scan_io.list_images(images), str(masks))
+  summary, _, failed = evaluation.evaluate_files(seg, scans.list_images(images), str(masks))
   assert [(os.path.basename(p), m.split(";")[0]) for p, m in failed] == [("two.tif", "2 pages")]
   assert summary["files"] == 2
 
@@ -643,7 +652,7 @@ def test_evaluate_refuses_a_multipage_tiff_instead_of_scoring_page_one(seg, tmp_
 def test_curve_summary_gives_mean_and_median_r2_over_logs():
   rows = [{"r2/curve1": 0.9, "coverage/curve1": 1.0}, {"r2/curve1": 0.95, "coverage/curve1": 0.5},
           {"r2/curve1": -200.0, "coverage/curve1": 1.0}, {"r2/curve1": float("nan")}]
-  out = evaluate.curve_summary(rows)
+  out = evaluation.curve_summary(rows)
   assert out["r2/curve1"] == pytest.approx((0.9 + 0.95 - 200) / 3)
   assert out["r2_median/curve1"] == pytest.approx(0.9)
   assert out["n_r2/curve1"] == 3 and out["coverage/curve1"] == pytest.approx(2.5 / 3)
@@ -651,31 +660,32 @@ def test_curve_summary_gives_mean_and_median_r2_over_logs():
 
 def test_predict_writes_a_replot_per_scan_unless_told_not_to(seg, tmp_path):
   path = _portrait(tmp_path, length=300)
-  (out,), failed = predict.run(seg, [path], str(tmp_path / "a"), scales=[digitize.Scale(0, 150)],
-                               depth=(100.0, 399.0), names=["GR", "DT"])
+  (out,), failed = digitize.run(seg, [path], str(tmp_path / "a"),
+                                scales=[curve_values.Scale(0, 150)], depth=(100.0, 399.0),
+                                names=["GR", "DT"])
   assert not failed and out["replot"] == str(tmp_path / "a" / "p_replot.png")
   picture = np.asarray(Image.open(out["replot"]).convert("L"))
   assert picture.shape[0] > picture.shape[1] and picture.std() > 10  # Tall, not blank.
-  assert "p_replot.png" in scan_io.skipped_outputs(tmp_path / "a")  # Never read as a scan.
+  assert "p_replot.png" in scans.skipped_outputs(tmp_path / "a")  # Never read as a scan.
   overlay = np.asarray(Image.open(out["overlay"]))
   # The legend, top left: a pure swatch per class (the mask is blended, never pure).
-  for colour in predict.plots.CLASS_COLOURS[1:]:
+  for colour in plots.CLASS_COLOURS[1:]:
     assert (overlay[:40, :20] == colour).all(-1).sum() >= 25, colour
-  (out,), _ = predict.run(seg, [path], str(tmp_path / "b"), replot=False)
+  (out,), _ = digitize.run(seg, [path], str(tmp_path / "b"), replot=False)
   assert "replot" not in out and not (tmp_path / "b" / "p_replot.png").exists()
 
 
 def test_a_scan_over_the_cap_is_digitized_in_bands_by_the_real_segmenter(seg, tmp_path):
   path = _portrait(tmp_path, name="p.tif", length=400)  # Uncompressed TIFF: read in bands.
   cap = 400 * 60 // 3  # Bands of cap / 4 / 60 = 33 rows, each with its margins.
-  (out,), failed = predict.run(seg, [path], str(tmp_path / "out"), max_pixels=cap,
-                               scales=[digitize.Scale(0, 150)], depth=(0.0, 399.0))
+  (out,), failed = digitize.run(seg, [path], str(tmp_path / "out"), max_pixels=cap,
+                                scales=[curve_values.Scale(0, 150)], depth=(0.0, 399.0))
   assert not failed
   assert np.asarray(Image.open(out["mask"])).shape == (400, 60)
   assert Image.open(out["overlay"]).size == (60, 400)
   assert len(lasio.read(out["las"]).index) == 400 and os.path.exists(out["replot"])
   png = tmp_path / "p.png"
   Image.open(path).save(png)  # The same scan as PNG cannot be read in bands: refused.
-  _, failed = predict.run(seg, [str(png)], str(tmp_path / "out2"), max_pixels=cap,
-                          log=lambda m: None)
+  _, failed = digitize.run(seg, [str(png)], str(tmp_path / "out2"), max_pixels=cap,
+                           log=lambda m: None)
   assert "only an uncompressed TIFF can be read in bands" in failed[0][1]

@@ -15,8 +15,7 @@ import tifffile
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from ssl_seg import scan_io
-from ssl_seg.data import welllogs
+from ssl_seg.digitizer import las, scans
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAP = 1_000_000  # Pixels: headers in this file claim up to 2^32 x 2^32.
@@ -78,7 +77,7 @@ def test_png_headers_of_any_size(tmp_path, width, height, kind, body):
   path = tmp_path / "scan.png"
   path.write_bytes(_png(width, height, *kind, body))
   before = _max_rss_mb()
-  out = _read(path, lambda p: scan_io.read_image(p, max_pixels=CAP))
+  out = _read(path, lambda p: scans.read_image(p, max_pixels=CAP))
   if width * height > CAP:
     assert out is None
   # A claim past the cap is refused before decoding: the process grew by nothing like it.
@@ -96,23 +95,24 @@ def test_damaged_scans_and_masks(tmp_path, sample, edits, cut):
   path = tmp_path / "scan.bin"
   path.write_bytes(bytes(data[:cut]) if cut is not None else bytes(data))
   before = _max_rss_mb()
-  _read(path, lambda p: scan_io.read_image(p, max_pixels=CAP))
-  _read(path, lambda p: scan_io.read_mask(p, 3, max_pixels=CAP))
+  _read(path, lambda p: scans.read_image(p, max_pixels=CAP))
+  _read(path, lambda p: scans.read_mask(p, 3, max_pixels=CAP))
   assert _max_rss_mb() - before < 200
 
 
 def _las_text(tmp):
   path = os.path.join(tmp, "good.las")
-  welllogs.write_las(path, np.linspace(1000.0, 1010.0, 40),
-                     {"GR": np.linspace(10, 150, 40), "RHOB": np.linspace(2.0, 3.0, 40)})
+  las.write(path, np.linspace(1000.0, 1010.0, 40),
+            {"GR": np.linspace(10, 150, 40), "RHOB": np.linspace(2.0, 3.0, 40)})
   with open(path) as f:
     return f.read()
 
 
 with tempfile.TemporaryDirectory() as _tmp:
   LAS_TEXT = _las_text(_tmp)
-NOISE = st.sampled_from(["", "~A", "~C", "~V", "WRAP. YES :", "NULL. 0 :", "nan", "-999.25",
-                         "1e308", "1000.0 1 2", "DEPT.M :", "GR.GAPI :", ":", ".", "\x00", "é"])
+NOISE = st.sampled_from(["", "~A", "~C", "~V", "WRAP. YES :", "NULL. 0 :", "nan",
+                         str(las.LAS_MISSING), "1e308", "1000.0 1 2", "DEPT.M :", "GR.GAPI :",
+                         ":", ".", "\x00", "é"])
 
 
 @FUZZ
@@ -133,7 +133,7 @@ def test_damaged_las_files(tmp_path, edits, cut):
   path.write_text("\n".join(lines), encoding="utf-8")
   before = _max_rss_mb()
   try:
-    depth, values = welllogs.read_las_curves(path)
+    depth, values = las.read_las_curves(path)
   except ValueError as e:
     assert str(path) in str(e)
   else:
@@ -147,12 +147,12 @@ def test_a_bomb_stays_under_a_memory_limit_only_with_the_cap(tmp_path):
   path = tmp_path / "bomb.png"
   path.write_bytes(_png(100_000, 100_000, 8, 0, b"\x00" * 1000))
   code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30)); "
-          "from ssl_seg import scan_io\n"
-          "try: scan_io.read_image(sys.argv[1], max_pixels=int(sys.argv[2]))\n"
+          "from ssl_seg.digitizer import scans\n"
+          "try: scans.read_image(sys.argv[1], max_pixels=int(sys.argv[2]))\n"
           "except ValueError as e: print(e)")
   run = lambda cap: subprocess.run([sys.executable, "-c", code, str(path), str(cap)],  # noqa: E731
                                    cwd=ROOT, capture_output=True, text=True, timeout=120)
-  capped = run(scan_io.DEFAULT_MAX_PIXELS)
+  capped = run(scans.DEFAULT_MAX_PIXELS)
   assert capped.returncode == 0 and "claims 100000 x 100000 px" in capped.stdout, capped.stderr
   uncapped = run(0)
   assert "MemoryError" in uncapped.stdout, uncapped.stdout + uncapped.stderr[-2000:]

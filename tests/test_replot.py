@@ -4,14 +4,15 @@ overlay's legend."""
 import numpy as np
 from PIL import Image
 
-from ssl_seg import digitize, inference, plots, predict, replot
+from ssl_seg import plots
+from ssl_seg.digitizer import curve_values, overlay, replot, scan_layout, tracer
 
 
 def _trace(frac):
   frac = np.asarray(frac, np.float64)
   n = len(frac)
-  return digitize.Trace(px=np.where(np.isfinite(frac), 10.0, np.nan), wrap=np.zeros(n, int),
-                        frac=frac, filled=np.zeros(n, bool), confidence=np.ones(n))
+  return tracer.Trace(px=np.where(np.isfinite(frac), 10.0, np.nan), wrap=np.zeros(n, int),
+                      frac=frac, filled=np.zeros(n, bool), confidence=np.ones(n))
 
 
 def _columns(picture, box, colour):
@@ -27,12 +28,12 @@ def _columns(picture, box, colour):
 def test_a_straight_curve_is_drawn_at_its_value_on_its_own_scale(tmp_path):
   n = 400
   image = np.full((n, 60), 255, np.uint8)  # Portrait: depth down the page.
-  layout = inference.make_layout(image.shape, "vertical", ["5:55"], depth=(1000.0, 1399.0))
-  gr = digitize.Series("gr", _trace(np.full(n, 0.25)), layout.to_original(0),
-                       digitize.Scale(0, 100), "GAPI")
+  layout = scan_layout.make_layout(image.shape, "vertical", ["5:55"], depth=(1000.0, 1399.0))
+  gr = curve_values.Series("gr", _trace(np.full(n, 0.25)), layout.to_original(0),
+                           curve_values.Scale(0, 100), "GAPI")
   # 0.75 of a log scale 1..100 is 10 ** 1.5: it must sit 3/4 across, not at 31.6 / 100.
-  res = digitize.Series("res", _trace(np.full(n, 0.75)), layout.to_original(0),
-                        digitize.Scale(1, 100, log=True), "OHMM")
+  res = curve_values.Series("res", _trace(np.full(n, 0.75)), layout.to_original(0),
+                            curve_values.Scale(1, 100, log=True), "OHMM")
   out = replot.replot(str(tmp_path / "r.png"), image, layout, [("GR", gr, 1), ("RES", res, 2)],
                       depth=layout.depth_at(np.arange(n)), depth_unit="M")
   picture = np.asarray(Image.open(out["path"]).convert("RGB"))
@@ -51,9 +52,9 @@ def test_a_straight_curve_is_drawn_at_its_value_on_its_own_scale(tmp_path):
 def test_a_horizontal_scan_is_turned_so_depth_runs_down_and_position_0_is_left(tmp_path):
   n = 300
   image = np.full((50, n), 255, np.uint8)  # Landscape: depth along the width.
-  layout = inference.make_layout(image.shape, "horizontal")
+  layout = scan_layout.make_layout(image.shape, "horizontal")
   frac = np.linspace(0, 1, n)  # Left edge at the first depth, right edge at the last.
-  s = digitize.Series("", _trace(frac), layout.to_original(0), None, "")
+  s = curve_values.Series("", _trace(frac), layout.to_original(0), None, "")
   out = replot.replot(str(tmp_path / "h.png"), image, layout, [("CURVE1", s, 1)])
   picture = np.asarray(Image.open(out["path"]).convert("RGB"))
   x0, y0, x1, y1 = out["boxes"]["CURVE1"]
@@ -66,15 +67,15 @@ def test_a_horizontal_scan_is_turned_so_depth_runs_down_and_position_0_is_left(t
 def test_the_overlay_legend_shows_class_colours_and_keeps_the_size():
   image = np.full((200, 300), 255, np.uint8)
   mask = np.zeros(image.shape, np.uint8)
-  layout = inference.make_layout(image.shape)
-  legend = predict.legend_entries(("background", "curve1", "curve2"), [1, 2], ["GR", "DT"])
+  layout = scan_layout.make_layout(image.shape)
+  legend = overlay.legend_entries(("background", "curve1", "curve2"), [1, 2], ["GR", "DT"])
   assert [t for _, t in legend] == ["curve1: GR", "curve2: DT", "traced centre line"]
-  plain = predict.draw_overlay(image, mask, layout, [{}])
-  rgb = predict.draw_overlay(image, mask, layout, [{}], legend)
+  plain = overlay.draw_overlay(image, mask, layout, [{}])
+  rgb = overlay.draw_overlay(image, mask, layout, [{}], legend)
   assert rgb.shape == plain.shape == (200, 300, 3)
   assert (plain == 255).all()  # Nothing painted: any colour below is the legend's.
   corner = rgb[:60, :150].reshape(-1, 3)
-  for colour in (*plots.CLASS_COLOURS[1:], predict.CENTRE_COLOUR):
+  for colour in (*plots.CLASS_COLOURS[1:], overlay.CENTRE_COLOUR):
     assert (corner == colour).all(-1).sum() > 20, colour  # A swatch, not a stray pixel.
   assert (rgb[100:, 200:] == 255).all()  # Only the corner is drawn on.
   assert (corner == 0).all(-1).any()  # Black text / frame.

@@ -1,5 +1,5 @@
 """Issue 15: segmenting a track at the scan's stroke width (ssl_seg/resolution.py) and tiling it
-along the value axis too (inference.Segmenter.logits)."""
+along the value axis too (segmenter.Segmenter.logits)."""
 
 import dataclasses
 import re
@@ -13,14 +13,14 @@ import pytest
 from PIL import Image
 from test_predict import HEIGHT, _save_stage
 
-from ssl_seg import evaluate, inference, resolution, tiled
-from ssl_seg.data import welllogs
+from ssl_seg.data import welllog_render
+from ssl_seg.digitizer import evaluation, resolution, scan_layout, segmenter, tiled
 
 CLASSES = ("background", "curve1", "curve2")
 
 
 def _render(seed, height=128, width=1024):
-  return welllogs.render_log(seed, height=height, width=width)
+  return welllog_render.render_log(seed, height=height, width=width)
 
 
 def _upscale(image, k, how="nearest"):
@@ -86,7 +86,7 @@ def _pointwise(height, window, overlap, batch_size=3):
     x = images[..., 0].astype(jnp.float32) / 255
     return jnp.stack([x, 1 - x, params * x * x], -1) * valid[..., None]
 
-  return inference.Segmenter(jax.jit(forward), jnp.float32(2.0), height, CLASSES, window,
+  return segmenter.Segmenter(jax.jit(forward), jnp.float32(2.0), height, CLASSES, window,
                              overlap, batch_size, traces)
 
 
@@ -109,7 +109,7 @@ def stage_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def seg(stage_dir):
-  return inference.load(stage_dir, window=64, overlap=16, batch_size=2,
+  return segmenter.load(stage_dir, window=64, overlap=16, batch_size=2,
                         resolution=resolution.Resolution("stroke"))
 
 
@@ -130,21 +130,21 @@ def test_stroke_mode_tiles_a_tall_track_and_maps_the_mask_back_at_one_compile(se
 def test_one_estimate_per_scan_and_band_margins_follow_the_scale(seg):
   image, _ = _render(4, height=64, width=160)
   scan = _upscale(image, 2)
-  layout = inference.make_layout(scan.shape, "horizontal", ["0:60", "60:128"])
-  stroke, line = inference.scan_stroke(seg, scan, layout)
+  layout = scan_layout.make_layout(scan.shape, "horizontal", ["0:60", "60:128"])
+  stroke, line = scan_layout.scan_stroke(seg, scan, layout)
   assert stroke == pytest.approx(2 * resolution.stroke_width([image[:30], image[30:]]))
   rows = [seg.target_height(60, stroke), seg.target_height(68, stroke)]
   assert line.endswith(f"60 -> {rows[0]}, 68 -> {rows[1]}") and "estimated" in line
-  assert inference.segment_scan(seg, scan, layout, stroke).shape == scan.shape
+  assert scan_layout.segment_scan(seg, scan, layout, stroke).shape == scan.shape
   blank = np.full((90, 400), 240, np.uint8)  # No ink: every track gets the training height.
-  assert inference.scan_stroke(seg, blank, inference.make_layout(blank.shape))[0] == 0.0
+  assert scan_layout.scan_stroke(seg, blank, scan_layout.make_layout(blank.shape))[0] == 0.0
   assert seg.target_height(90, 0.0) == HEIGHT
-  portrait = inference.make_layout((400, 120), "vertical", ["0:120"])
+  portrait = scan_layout.make_layout((400, 120), "vertical", ["0:120"])
   # Strokes of 2.8 px: the 120-px track gets 60 rows, 16 model px of overlap are 32 scan rows.
   assert tiled.margin_rows(seg, portrait, stroke=2.8) == 32 + 1
   assert tiled.margin_rows(dataclasses.replace(seg, resolution=resolution.Resolution()),
                            portrait) == int(np.ceil(16 * 120 / HEIGHT)) + 1
-  assert not inference.estimates_stroke(dataclasses.replace(
+  assert not scan_layout.estimates_stroke(dataclasses.replace(
       seg, resolution=resolution.Resolution("stroke", px_per_stroke=3.0)))
 
 
@@ -155,7 +155,7 @@ def test_evaluate_runs_at_the_stroke_scale_and_says_so(seg, tmp_path):
   Image.fromarray(_upscale(image, 2)).save(tmp_path / "images" / "a.png")
   Image.fromarray(_upscale(mask, 2)).save(tmp_path / "masks" / "a_mask.png")
   lines = []
-  summary, per_file, failed = evaluate.evaluate_files(
+  summary, per_file, failed = evaluation.evaluate_files(
       seg, [str(tmp_path / "images" / "a.png")], str(tmp_path / "masks"), log=lines.append)
   assert not failed and summary["files"] == 1
   assert len(lines) == 1 and "px across (estimated" in lines[0], lines

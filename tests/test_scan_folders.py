@@ -10,14 +10,15 @@ import pytest
 from PIL import Image
 
 from configs import welllog_files
-from ssl_seg import archive, config_utils, inference, layouts, main, metrics, scan_io, tasks
+from ssl_seg import config_utils, main, metrics, tasks
 from ssl_seg.data import image_files, scan_folders, sources, welllogs
+from ssl_seg.digitizer import archive, layout_files, scan_layout, scans
 
 
 def _write_archive(root, n=5, *, height=64, portrait=(1,)):
   """n rendered logs as scan PNGs + masks; the logs in `portrait` stored depth down the page."""
-  scans, masks = root / "scans", root / "masks"
-  scans.mkdir(parents=True)
+  scan_dir, masks = root / "scans", root / "masks"
+  scan_dir.mkdir(parents=True)
   masks.mkdir()
   logs = []
   for i in range(n):
@@ -25,9 +26,9 @@ def _write_archive(root, n=5, *, height=64, portrait=(1,)):
     logs.append((image, seg))
     if i in portrait:  # Depth vertical: the model layout's bottom edge is the scan's left edge.
       image, seg = np.rot90(image, -1), np.rot90(seg, -1)
-    scan_io.write_png(scans / f"log{i}.png", image)
-    scan_io.write_png(masks / f"log{i}_mask.png", seg)
-  return scans, masks, logs
+    scans.write_png(scan_dir / f"log{i}.png", image)
+    scans.write_png(masks / f"log{i}_mask.png", seg)
+  return scan_dir, masks, logs
 
 
 def test_mask_scaling_keeps_a_thin_curve_connected():
@@ -44,10 +45,10 @@ def test_mask_scaling_keeps_a_thin_curve_connected():
 
 
 def test_labelled_folder_reads_scans_in_the_model_layout_and_skips_bad_files(tmp_path, capsys):
-  scans, masks, logs = _write_archive(tmp_path)
-  (scans / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not a png")
-  scan_io.write_png(scans / "unlabelled.png", logs[0][0])  # No mask for it.
-  paths = scan_io.list_scans(scans)
+  scan_dir, masks, logs = _write_archive(tmp_path)
+  (scan_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not a png")
+  scans.write_png(scan_dir / "unlabelled.png", logs[0][0])  # No mask for it.
+  paths = scans.list_scans(scan_dir)
   out = scan_folders.load_logs(paths, str(masks), height=64)
   printed = capsys.readouterr().out
   assert "skipped" in printed and "broken.png" in printed and "unlabelled" in printed
@@ -74,8 +75,8 @@ def test_split_holds_out_whole_files_and_is_seeded():
 
 
 def _files_config(tmp_path, **extra):
-  scans, masks, _ = _write_archive(tmp_path, n=6)
-  args = dict(unlabeled=scans, images=scans, masks=masks, num_eval=2, height=64,
+  scan_dir, masks, _ = _write_archive(tmp_path, n=6)
+  args = dict(unlabeled=scan_dir, images=scan_dir, masks=masks, num_eval=2, height=64,
               variant="tiny", crop=64, batch=2, pretrain_steps=4, synthetic_steps=0,
               finetune_steps=4, **extra)
   cfg = welllog_files.get_config(",".join(f"{k}={v}" for k, v in args.items()))
@@ -119,21 +120,21 @@ def _save_tiff(path, arrays):
 @pytest.mark.parametrize("masks_as", ["tiff", "pngs"])
 def test_each_page_of_a_multipage_tiff_is_a_scan_with_its_own_mask(tmp_path, masks_as):
   pages = _pages(3)
-  scans, masks = tmp_path / "scans", tmp_path / "masks"
-  scans.mkdir()
+  scan_dir, masks = tmp_path / "scans", tmp_path / "masks"
+  scan_dir.mkdir()
   masks.mkdir()
-  _save_tiff(scans / "well.tif", [image for image, _ in pages])
+  _save_tiff(scan_dir / "well.tif", [image for image, _ in pages])
   if masks_as == "tiff":
     _save_tiff(masks / "well_mask.tif", [seg for _, seg in pages])
   else:
     for k, (_, seg) in enumerate(pages):
-      scan_io.write_png(masks / f"well_p{k + 1}_mask.png", seg)
-  out = scan_folders.load_logs(scan_io.list_scans(scans), str(masks), height=64)
+      scans.write_png(masks / f"well_p{k + 1}_mask.png", seg)
+  out = scan_folders.load_logs(scans.list_scans(scan_dir), str(masks), height=64)
   assert len(out) == 3  # Not page 1 alone.
   for got, (image, seg) in zip(out, pages):
     np.testing.assert_array_equal(got["image"], image)
     np.testing.assert_array_equal(got["seg"], seg)
-  unlabelled = scan_folders.load_logs([str(scans / "well.tif")], "", height=64)
+  unlabelled = scan_folders.load_logs([str(scan_dir / "well.tif")], "", height=64)
   assert [log["image"].shape for log in unlabelled] == [image.shape for image, _ in pages]
 
 
@@ -142,7 +143,7 @@ def test_a_mask_tiff_with_another_page_count_skips_each_page_with_one_line(tmp_p
   _save_tiff(tmp_path / "well.tif", [image for image, _ in pages])
   (tmp_path / "m").mkdir()
   _save_tiff(tmp_path / "m" / "well_mask.tif", [pages[0][1]])
-  scan_io.write_png(tmp_path / "m" / "well_p2_mask.png", pages[1][1])  # Page 2 has a PNG.
+  scans.write_png(tmp_path / "m" / "well_p2_mask.png", pages[1][1])  # Page 2 has a PNG.
   out = scan_folders.load_logs([str(tmp_path / "well.tif")], str(tmp_path / "m"), height=64)
   printed = capsys.readouterr().out
   assert len(out) == 1
@@ -174,15 +175,15 @@ def _truth(root):
     for row in csv.DictReader(f):
       rows[(row["file"], row["page"])] = row
   out = []
-  for path in scan_io.list_scans(root / "scans"):
-    pages = scan_io.page_count(path)
+  for path in scans.list_scans(root / "scans"):
+    pages = scans.page_count(path)
     for k in range(pages):
       row = rows[(f"scans/{os.path.basename(path)}", str(k + 1) if pages > 1 else "")]
-      kw = layouts.load(root / row["layout"])
-      image = scan_io.read_image(path, page=None if pages == 1 else k)
+      kw = layout_files.load(root / row["layout"])
+      image = scans.read_image(path, page=None if pages == 1 else k)
       name = os.path.splitext(os.path.basename(row["layout"]))[0]
-      mask = scan_io.read_mask(root / "masks" / f"{name}_mask.png", 3)
-      layout = inference.make_layout(image.shape, **kw)
+      mask = scans.read_mask(root / "masks" / f"{name}_mask.png", 3)
+      layout = scan_layout.make_layout(image.shape, **kw)
       for t in range(len(layout.tracks)):
         out.append((layout, t, mask, {c.class_id for c in kw["curves"][t]}))
   return out
@@ -190,7 +191,7 @@ def _truth(root):
 
 def test_a_manifest_cuts_each_scan_and_page_into_its_own_tracks(mixed_archive, capsys):
   root = mixed_archive
-  paths = scan_io.list_scans(root / "scans")
+  paths = scans.list_scans(root / "scans")
   manifest = scan_folders.read_manifests([str(root / "manifest.csv")])
   truth = _truth(root)
   # Both orientations are in the archive, and every scan (page) has two tracks.
@@ -225,7 +226,7 @@ def test_scans_missing_from_the_manifest_take_the_folder_wide_settings(mixed_arc
     writer.writerows({**r, "file": f"{root}/{r['file']}", "layout": f"{root}/{r['layout']}"}
                      for r in kept)
   manifest = scan_folders.read_manifests(str(tmp_path / "manifest.csv"))
-  logs = scan_folders.load_logs(scan_io.list_scans(root / "scans"), str(root / "masks"),
+  logs = scan_folders.load_logs(scans.list_scans(root / "scans"), str(root / "masks"),
                                 height=64, manifest=manifest, what="train scans")
   printed = capsys.readouterr().out
   missing = 5 - len(kept)

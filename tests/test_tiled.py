@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssl_seg import predict, scan_io, tiled
+from ssl_seg.digitizer import band_io, curve_values, digitize, scan_layout, scans, tiled
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSES = ("background", "curve1", "curve2")
@@ -35,19 +35,19 @@ def test_bands_of_any_mode_match_the_whole_read_and_others_are_not_banded(tmp_pa
   a = (np.arange(300 * 50).reshape(300, 50) % 251).astype(np.uint8)
   for mode in ("L", "1", "RGB", "RGBA", "P"):
     Image.fromarray(a).convert(mode).save(tmp_path / f"{mode}.tif")
-    whole = scan_io.read_image(tmp_path / f"{mode}.tif")
-    shape, read = scan_io.band_reader(tmp_path / f"{mode}.tif")
+    whole = scans.read_image(tmp_path / f"{mode}.tif")
+    shape, read = band_io.band_reader(tmp_path / f"{mode}.tif")
     assert shape == (300, 50)
     for y0, y1 in ((0, 300), (7, 93), (299, 300), (5, 6)):
       np.testing.assert_array_equal(read(y0, y1), whole[y0:y1], err_msg=f"{mode} {y0}:{y1}")
   pages = [Image.fromarray(a), Image.fromarray(a[::-1].copy())]
   pages[0].save(tmp_path / "pages.tif", save_all=True, append_images=pages[1:])
-  np.testing.assert_array_equal(scan_io.band_reader(tmp_path / "pages.tif", 1)[1](3, 40),
+  np.testing.assert_array_equal(band_io.band_reader(tmp_path / "pages.tif", 1)[1](3, 40),
                                 a[::-1][3:40])
   Image.fromarray(a).save(tmp_path / "lzw.tif", compression="tiff_lzw")
   Image.fromarray(a).save(tmp_path / "a.png")
-  assert scan_io.band_reader(tmp_path / "lzw.tif") is None
-  assert scan_io.band_reader(tmp_path / "a.png") is None
+  assert band_io.band_reader(tmp_path / "lzw.tif") is None
+  assert band_io.band_reader(tmp_path / "a.png") is None
 
 
 def test_a_huge_raster_is_read_in_bands_under_a_memory_limit(tmp_path):
@@ -56,18 +56,18 @@ def test_a_huge_raster_is_read_in_bands_under_a_memory_limit(tmp_path):
   path = sparse_tiff(tmp_path / "huge.tif", 30000, 40000)
   code = (
       "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))\n"
-      "from ssl_seg import scan_io\n"
+      "from ssl_seg.digitizer import band_io, scans\n"
       # ru_maxrss would start at the parent's RSS at fork (pytest's, with jax): reset the
       # peak (Linux clear_refs 5) and read VmHWM.
       "open('/proc/self/clear_refs', 'w').write('5')\n"
       "def peak_mb():\n"
       "  status = open('/proc/self/status').read().split('VmHWM:')[1]\n"
       "  return int(status.split()[0]) // 1024\n"
-      "try: scan_io.read_image(sys.argv[1], max_pixels=0 if sys.argv[2] == 'whole' else "
-      "scan_io.DEFAULT_MAX_PIXELS)\n"
+      "try: scans.read_image(sys.argv[1], max_pixels=0 if sys.argv[2] == 'whole' else "
+      "scans.DEFAULT_MAX_PIXELS)\n"
       "except (ValueError, MemoryError) as e: print('refused:', type(e).__name__, e)\n"
       "if sys.argv[2] == 'bands':\n"
-      "  (h, w), read = scan_io.band_reader(sys.argv[1])\n"
+      "  (h, w), read = band_io.band_reader(sys.argv[1])\n"
       "  for y0 in (0, 20000, h - 1000):\n"
       "    band = read(y0, y0 + 1000)\n"
       "    assert band.shape == (1000, w) and (band == 255).all(), band.shape\n"
@@ -106,15 +106,15 @@ def _portrait_tiff(path, length=600, width=40):
 
 def test_a_scan_over_the_cap_is_digitized_in_bands_exactly_as_whole(tmp_path):
   path = _portrait_tiff(tmp_path / "log.tif")
-  kw = dict(scales=[predict.digitize.Scale(0, 100)], depth=(10.0, 609.0))
+  kw = dict(scales=[curve_values.Scale(0, 100)], depth=(10.0, 609.0))
   os.makedirs(tmp_path / "whole")
   os.makedirs(tmp_path / "banded")
-  whole = predict.digitize_file(Threshold(), path, str(tmp_path / "whole"), **kw)
+  whole = digitize.digitize_file(Threshold(), path, str(tmp_path / "whole"), **kw)
   cap = 600 * 40 - 1  # Just over: bands of cap / 4 / 40 = 149 rows, 5 bands.
-  banded = predict.digitize_file(Threshold(), path, str(tmp_path / "banded"), max_pixels=cap,
-                                 **kw)
-  with pytest.raises(scan_io.ImageTooLarge):
-    scan_io.read_image(path, cap)  # So the run above did take the banded path.
+  banded = digitize.digitize_file(Threshold(), path, str(tmp_path / "banded"), max_pixels=cap,
+                                  **kw)
+  with pytest.raises(scans.ImageTooLarge):
+    scans.read_image(path, cap)  # So the run above did take the banded path.
   for kind in ("mask", "overlay"):
     a, b = (np.asarray(Image.open(out[kind])) for out in (whole, banded))
     np.testing.assert_array_equal(a, b, err_msg=kind)
@@ -127,18 +127,18 @@ def test_a_scan_over_the_cap_is_digitized_in_bands_exactly_as_whole(tmp_path):
 def test_a_huge_scan_that_cannot_be_banded_is_refused_saying_why(tmp_path):
   path = tmp_path / "log.png"
   Image.fromarray(np.full((600, 40), 255, np.uint8)).save(path)
-  with pytest.raises(scan_io.ImageTooLarge, match="more than --max-pixels=1000.*only an "
+  with pytest.raises(scans.ImageTooLarge, match="more than --max-pixels=1000.*only an "
                      "uncompressed TIFF can be read in bands"):
-    predict.digitize_file(Threshold(), str(path), str(tmp_path), max_pixels=1000)
+    digitize.digitize_file(Threshold(), str(path), str(tmp_path), max_pixels=1000)
   land = tmp_path / "land.tif"
   Image.fromarray(np.full((40, 600), 255, np.uint8)).save(land)
-  with pytest.raises(scan_io.ImageTooLarge, match="depth runs down the page"):
-    predict.digitize_file(Threshold(), str(land), str(tmp_path), max_pixels=1000)
+  with pytest.raises(scans.ImageTooLarge, match="depth runs down the page"):
+    digitize.digitize_file(Threshold(), str(land), str(tmp_path), max_pixels=1000)
 
 
 def test_band_margins_cover_the_window_overlap():
   seg = Threshold()
-  layout = predict.inference.make_layout((600, 40), "vertical", ["0:40"])
+  layout = scan_layout.make_layout((600, 40), "vertical", ["0:40"])
   # A 40-px track is scaled to 32 rows: 16 model px of overlap are 20 scan rows.
   assert tiled.margin_rows(seg, layout) == 21
   assert tiled.band_starts(600, 149) == [0, 149, 298, 447, 596]

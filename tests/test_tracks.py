@@ -1,4 +1,4 @@
-"""Tracks found from border lines (`ssl_seg.tracks`), alone and through predict / evaluate.
+"""Tracks found from border lines (`digitizer.tracks`), alone and through predict / evaluate.
 
 Renders put depth along the width, so the value axis is the rows; their layout's "value_rows"
 are each curve's track interior, i.e. the span between the borders. The end-to-end checks use
@@ -14,8 +14,18 @@ import pytest
 from PIL import Image
 from test_predict import _save_stage
 
-from ssl_seg import digitize, evaluate, inference, layouts, predict, tiled, tracks
-from ssl_seg.data import welllogs
+from ssl_seg.data import welllog_render, welllog_style
+from ssl_seg.digitizer import (
+  curve_values,
+  digitize,
+  evaluation,
+  layout_files,
+  overlay,
+  scan_layout,
+  segmenter,
+  tiled,
+  tracks,
+)
 
 H, W = 200, 300
 GRID = dict(p_border=1.0, p_grid=1.0, p_depth_grid=1.0, p_skew=0.0)
@@ -23,8 +33,8 @@ GRID = dict(p_border=1.0, p_grid=1.0, p_depth_grid=1.0, p_skew=0.0)
 
 def _render(seed, two, **style):
   """(uint8 [H, W] scan, its track spans): borders, grid and depth lines on, no skew."""
-  style = welllogs.RenderStyle(p_two_tracks=float(two), **{**GRID, **style})
-  image, _, layout = welllogs.render_log_with_layout(seed, height=H, width=W, style=style)
+  style = welllog_style.RenderStyle(p_two_tracks=float(two), **{**GRID, **style})
+  image, _, layout = welllog_render.render_log_with_layout(seed, height=H, width=W, style=style)
   return image, sorted({(int(a), int(b) + 1) for a, b in layout["value_rows"]})
 
 
@@ -74,7 +84,7 @@ def test_a_portrait_scan_gives_columns():
   found = tracks.find_tracks(portrait, vertical=True)
   assert _near(found, want), (found, want)
   assert tracks.describe(found, H, True).startswith("2 tracks found automatically (columns ")
-  assert inference.find_tracks(portrait)[0] == found  # auto: taller than wide is vertical.
+  assert scan_layout.find_tracks(portrait)[0] == found  # auto: taller than wide is vertical.
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -82,7 +92,7 @@ def test_no_borders_falls_back_to_the_whole_extent_and_says_so(seed):
   image, _ = _render(seed, seed % 2, p_border=0.0)
   assert tracks.find_tracks(image, vertical=False) == ((0, H),)
   assert tracks.find_tracks(_page(0, 0.35), vertical=False) == ((0, H),)  # Grid only.
-  assert inference.find_tracks(image) == (
+  assert scan_layout.find_tracks(image) == (
       ((0, H),), "no track borders found; using the whole height")
 
 
@@ -96,7 +106,7 @@ def stage_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def seg(stage_dir):
-  return inference.load(stage_dir, window=64, overlap=16, batch_size=2)
+  return segmenter.load(stage_dir, window=64, overlap=16, batch_size=2)
 
 
 @pytest.fixture
@@ -127,8 +137,8 @@ def test_predict_cli_reads_the_tracks_it_found_and_draws_them(stage_dir, two_tra
     px = np.array([float(r[f"t{t}_curve2_px"]) for r in rows if r[f"t{t}_curve2_px"]])
     a, b = found[t - 1]
     assert len(px) and ((px >= a) & (px <= b - 1)).all()  # Inside its own track.
-  overlay = np.asarray(Image.open(tmp_path / "out" / "log_overlay.png"))
-  orange = (overlay == predict.TRACK_COLOUR).all(-1)
+  picture = np.asarray(Image.open(tmp_path / "out" / "log_overlay.png"))
+  orange = (picture == overlay.TRACK_COLOUR).all(-1)
   for a, b in found:  # The rows just outside each track (right of the legend box).
     assert orange[a - 1, -W // 4:].all() and orange[b, -W // 4:].all()
   assert not orange[found[0][0]:found[0][1], -W // 4:].any()  # Nothing inside a track.
@@ -138,30 +148,30 @@ def test_per_curve_values_for_another_track_count_fail_the_scan_with_one_line(se
                                                                            tmp_path):
   path, found = two_track_scan
   lines = []
-  scales = [digitize.Scale(0, 150), digitize.Scale(140, 40)]  # One track's worth.
-  done, failed = predict.run(seg, [path], str(tmp_path / "a"), find_tracks=True, scales=scales,
-                             replot=False, log=lines.append)
+  scales = [curve_values.Scale(0, 150), curve_values.Scale(140, 40)]  # One track's worth.
+  done, failed = digitize.run(seg, [path], str(tmp_path / "a"), find_tracks=True, scales=scales,
+                              replot=False, log=lines.append)
   assert not done and len(failed) == 1 and lines == [f"error: {path}: {failed[0][1]} (skipped)"]
   assert failed[0][1].startswith(f"{tracks.describe(found, H, False)}: give one --scale for "
                                  "every curve or one per curve (4: T1_CURVE1, T1_CURVE2, ")
   assert failed[0][1].endswith("; or give --track=X0:X1 per track (without --track-detect: "
                                "one track over the whole image)")
-  (out,), _ = predict.run(seg, [path], str(tmp_path / "b"), find_tracks=True,
-                          scales=scales * 2, replot=False, log=lines.append)
+  (out,), _ = digitize.run(seg, [path], str(tmp_path / "b"), find_tracks=True,
+                           scales=scales * 2, replot=False, log=lines.append)
   assert out["tracks"] == found and out["coverage"].keys() == {
       "t1_curve1", "t1_curve2", "t2_curve1", "t2_curve2"}
   # Without detection (the default, and --notrack-detect): one track, as before.
-  (out,), _ = predict.run(seg, [path], str(tmp_path / "c"), scales=scales, replot=False,
-                          log=lines.append)
+  (out,), _ = digitize.run(seg, [path], str(tmp_path / "c"), scales=scales, replot=False,
+                           log=lines.append)
   assert out["tracks"] == ((0, H),) and out["found"] is None
   # A layout's spans are used as given; its curves for one track do not fit two found.
-  given = layouts.parse({"tracks": [{"span": [10, 90]}]})
-  (out,), _ = predict.run(seg, [path], str(tmp_path / "d"), layout=given, find_tracks=True,
-                          replot=False, log=lines.append)
+  given = layout_files.parse({"tracks": [{"span": [10, 90]}]})
+  (out,), _ = digitize.run(seg, [path], str(tmp_path / "d"), layout=given, find_tracks=True,
+                           replot=False, log=lines.append)
   assert out["tracks"] == ((10, 90),) and out["found"] is None
-  one = layouts.parse({"tracks": [{"curves": [{"class": 1, "left": 0, "right": 150}]}]})
-  _, failed = predict.run(seg, [path], str(tmp_path / "e"), layout=one, find_tracks=True,
-                          replot=False, log=lines.append)
+  one = layout_files.parse({"tracks": [{"curves": [{"class": 1, "left": 0, "right": 150}]}]})
+  _, failed = digitize.run(seg, [path], str(tmp_path / "e"), layout=one, find_tracks=True,
+                           replot=False, log=lines.append)
   assert failed[0][1].endswith(": the layout gives curves for 1 track(s); or give each track's "
                                "span in the layout (without --track-detect: one track over "
                                "the whole image)")
@@ -174,9 +184,9 @@ def test_a_scan_read_in_bands_finds_its_tracks_from_a_sample_of_rows(seg, tmp_pa
   cap = portrait.size // 3
   bands = tiled.open_bands(str(tmp_path / "p.tif"), None, cap, error=None)
   np.testing.assert_array_equal(tiled.depth_sample(bands, rows=100), portrait[::3])
-  (out,), failed = predict.run(seg, [str(tmp_path / "p.tif")], str(tmp_path / "out"),
-                               max_pixels=cap, find_tracks=True, replot=False,
-                               log=lambda msg: None)
+  (out,), failed = digitize.run(seg, [str(tmp_path / "p.tif")], str(tmp_path / "out"),
+                                max_pixels=cap, find_tracks=True, replot=False,
+                                log=lambda msg: None)
   assert not failed and out["tracks"] == tracks.find_tracks(portrait, vertical=True)
   assert _near(out["tracks"], want)
 
@@ -185,12 +195,12 @@ def test_evaluate_segments_only_the_tracks_found(seg, two_track_scan, tmp_path):
   path, found = two_track_scan
   Image.fromarray(np.zeros((H, W), np.uint8)).save(tmp_path / "log_mask.png")
   lines = []
-  summary, _, failed = evaluate.evaluate_files(seg, [path], str(tmp_path), find_tracks=True,
-                                               log=lines.append)
+  summary, _, failed = evaluation.evaluate_files(seg, [path], str(tmp_path), find_tracks=True,
+                                                 log=lines.append)
   assert not failed and summary["files"] == 1
   assert lines == [f"{path}: {tracks.describe(found, H, False)}"]
-  layout = inference.make_layout((H, W), tracks=found)
-  pred = inference.segment_scan(seg, np.asarray(Image.open(path)), layout)
+  layout = scan_layout.make_layout((H, W), tracks=found)
+  pred = scan_layout.segment_scan(seg, np.asarray(Image.open(path)), layout)
   outside = np.ones(H, bool)
   for a, b in found:
     outside[a:b] = False

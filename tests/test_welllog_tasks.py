@@ -8,7 +8,7 @@ from flax import nnx
 
 from configs import welllog_demo
 from ssl_seg import checkpoint, main, metrics, optim, state as state_lib, step as step_lib, tasks
-from ssl_seg.data import corrupt, sources, welllogs
+from ssl_seg.data import corrupt, sources, welllog_render, welllog_style
 
 
 def _config(num_buckets=3):
@@ -148,8 +148,8 @@ def test_a_tiny_curvenet_overfits_one_log_on_both_curves():
   stage.data.height = 64
   stage.optim.lr, stage.optim.warmup_epochs = 1e-2, 0.0
   stage.augment.enabled = False
-  image, seg = welllogs.render_log(3, height=64, width=128,
-                                   style=welllogs.RenderStyle(p_two_tracks=0.0, p_header=0.0))
+  style = welllog_style.RenderStyle(p_two_tracks=0.0, p_header=0.0)
+  image, seg = welllog_render.render_log(3, height=64, width=128, style=style)
   batch = {"image": np.repeat(image[None, ..., None], 4, 0), "seg": np.repeat(seg[None], 4, 0),
            "valid_px": np.ones((4, 64, 128), bool), "_valid": np.ones(4, bool)}
   task = tasks.make_task(stage)

@@ -1,15 +1,17 @@
-"""Tests for the scanned well-log renderer and its LAS reader."""
+"""Tests for the scanned well-log renderer and its data sets (LAS reading: test_las_io)."""
 
 import dataclasses
 
 import numpy as np
 import pytest
+from test_las_io import write_curves
 
-from ssl_seg.data import welllogs as wl
+from ssl_seg.data import welllog_render, welllog_style, welllogs as wl
+from ssl_seg.digitizer import las
 
 H, W = 64, 300
 # One track and solid curves, so every column with data has ink of both curves in known rows.
-CLEAN = wl.RenderStyle.clean(p_two_tracks=0.0, p_styled_curve2=0.0, p_broken=0.0)
+CLEAN = welllog_style.RenderStyle.clean(p_two_tracks=0.0, p_styled_curve2=0.0, p_broken=0.0)
 
 
 def _flat(width, a, b):
@@ -17,18 +19,19 @@ def _flat(width, a, b):
 
 
 def test_same_seed_same_arrays_different_seed_different():
-  img, mask = wl.render_log(3, height=H, width=W)
-  img2, mask2 = wl.render_log(np.random.default_rng(3), height=H, width=W)
+  img, mask = welllog_render.render_log(3, height=H, width=W)
+  img2, mask2 = welllog_render.render_log(np.random.default_rng(3), height=H, width=W)
   np.testing.assert_array_equal(img, img2)
   np.testing.assert_array_equal(mask, mask2)
   assert img.dtype == mask.dtype == np.uint8 and img.shape == mask.shape == (H, W)
-  img3, mask3 = wl.render_log(4, height=H, width=W)
+  img3, mask3 = welllog_render.render_log(4, height=H, width=W)
   assert not np.array_equal(img, img3) and not np.array_equal(mask, mask3)
 
 
 def test_clean_render_mask_is_exactly_the_ink():
   for seed in range(4):
-    img, mask = wl.render_log(seed, height=H, width=W, style=wl.RenderStyle.clean())
+    img, mask = welllog_render.render_log(seed, height=H, width=W,
+                                          style=welllog_style.RenderStyle.clean())
     assert (mask > 0).any()
     assert img[mask > 0].max() <= 0.3 * 255 + 1, "curve pixels must be dark ink"
     assert (img[mask == 0] == 255).all(), "everything else must be white paper"
@@ -36,14 +39,14 @@ def test_clean_render_mask_is_exactly_the_ink():
 
 def test_degraded_render_mask_pixels_much_darker():
   for seed in range(4):
-    img, mask = wl.render_log(seed, height=H, width=W)
+    img, mask = welllog_render.render_log(seed, height=H, width=W)
     assert img[mask > 0].mean() + 60 < img[mask == 0].mean()
 
 
 def test_default_style_has_both_classes_and_thin_curves():
   fractions = []
   for seed in range(8):
-    _, mask = wl.render_log(seed, height=128, width=400)
+    _, mask = welllog_render.render_log(seed, height=128, width=400)
     assert set(np.unique(mask)) == {0, 1, 2}
     fractions.append((mask > 0).mean())
   # Jagged curves (RenderStyle.p_rough) draw a vertical run between every pair of samples.
@@ -52,7 +55,7 @@ def test_default_style_has_both_classes_and_thin_curves():
 
 
 def test_curve2_wins_where_curves_overlap():
-  _, mask = wl.render_log(0, height=H, width=W, curves=_flat(W, 0.5, 0.5), style=CLEAN)
+  _, mask = welllog_render.render_log(0, height=H, width=W, curves=_flat(W, 0.5, 0.5), style=CLEAN)
   assert (mask == 2).any() and not (mask == 1).any()
 
 
@@ -60,7 +63,7 @@ def test_values_past_the_scale_wrap_to_the_other_edge():
   curves = _flat(W, 0.8, np.nan)
   curves[0, 100:200] = 1.2  # Past the right edge: redrawn at 0.2, near the bottom.
   curves[0, 250:] = -0.2  # Below the left edge: redrawn at 0.8, near the top.
-  _, mask = wl.render_log(0, height=H, width=W, curves=curves, style=CLEAN)
+  _, mask = welllog_render.render_log(0, height=H, width=W, curves=curves, style=CLEAN)
   ink_rows = lambda cols: np.nonzero(mask[:, cols] == 1)[0]
   top_rows, wrapped_rows = ink_rows(slice(20, 80)), ink_rows(slice(120, 180))
   assert top_rows.max() < H * 0.4 and wrapped_rows.min() > H * 0.6
@@ -77,7 +80,7 @@ def test_nan_gap_has_no_ink_of_that_curve(line_width):
   curves[1, 100:160] = np.nan
   curves[0, 200:230] = np.nan
   style = dataclasses.replace(CLEAN, line_width=(line_width, line_width))
-  _, mask = wl.render_log(1, height=H, width=W, curves=curves, style=style)
+  _, mask = welllog_render.render_log(1, height=H, width=W, curves=curves, style=style)
   per_col = lambda cls: (mask == cls).any(axis=0)
   assert not per_col(2)[100:160].any()
   assert per_col(2)[:100].all() and per_col(2)[160:].all()
@@ -87,7 +90,8 @@ def test_nan_gap_has_no_ink_of_that_curve(line_width):
 
 def test_broken_ink_removes_mask_too():
   style = dataclasses.replace(CLEAN, p_broken=1.0, broken_gaps_per_1000px=20.0)
-  img, mask = wl.render_log(2, height=H, width=W, curves=_flat(W, 0.3, 0.7), style=style)
+  img, mask = welllog_render.render_log(2, height=H, width=W, curves=_flat(W, 0.3, 0.7),
+                                        style=style)
   assert not (mask == 1).any(axis=0).all(), "expected gaps in the ink"
   assert img[mask > 0].max() < 128 and (img[mask == 0] == 255).all()
 
@@ -95,8 +99,8 @@ def test_broken_ink_removes_mask_too():
 def test_skew_rotates_image_and_mask_together():
   curves = _flat(W, 0.3, 0.7)
   style = dataclasses.replace(CLEAN, p_skew=1.0, skew_max_deg=2.0, skew_max_shift_px=6.0)
-  img, mask = wl.render_log(5, height=H, width=W, curves=curves, style=style)
-  _, straight = wl.render_log(5, height=H, width=W, curves=curves, style=CLEAN)
+  img, mask = welllog_render.render_log(5, height=H, width=W, curves=curves, style=style)
+  _, straight = welllog_render.render_log(5, height=H, width=W, curves=curves, style=CLEAN)
   assert not np.array_equal(mask, straight)
   assert img[mask > 0].mean() < 110
   # Bilinear resampling greys the ink's edges, but no dark ink lies outside the mask.
@@ -106,97 +110,33 @@ def test_skew_rotates_image_and_mask_together():
 def test_header_block_has_text_and_no_ink():
   style = dataclasses.replace(CLEAN, p_header=1.0)
   # Wide enough for any header text (a header needs 3x its own width; the longest is 142 px).
-  img, mask = wl.render_log(0, height=H, width=450, style=style)
+  img, mask = welllog_render.render_log(0, height=H, width=450, style=style)
   assert not mask[:, :60].any() and mask[:, 150:].any()
   assert (img[:, :60] < 200).sum() > 50
 
 
 def test_input_validation():
   with pytest.raises(ValueError, match="height"):
-    wl.render_log(0, height=15, width=W)
+    welllog_render.render_log(0, height=15, width=W)
   with pytest.raises(ValueError, match="width"):
-    wl.render_log(0, height=H, width=31)
+    welllog_render.render_log(0, height=H, width=31)
   with pytest.raises(ValueError, match="curves"):
-    wl.render_log(0, height=H, width=W, curves=np.zeros((3, W)))
+    welllog_render.render_log(0, height=H, width=W, curves=np.zeros((3, W)))
   with pytest.raises(ValueError, match="p_blur"):
-    wl.RenderStyle(p_blur=1.5)
-
-
-def _write(tmp_path, name="a.las", n=300, null=wl.LAS_MISSING, **curves):
-  depth = 1000.0 + 0.5 * np.arange(n)
-  path = tmp_path / name
-  wl.write_las(path, depth, curves, null=null)
-  return path, depth
-
-
-def test_las_null_values_become_nan(tmp_path):
-  gr = np.linspace(10.0, 100.0, 20)
-  gr[[3, 7, 11]] = [-9999.0, wl.LAS_MISSING, np.nan]
-  path, depth = _write(tmp_path, n=20, null=-9999.0, GR=gr, RHOB=np.full(20, 2.3))
-  d, values = wl.read_las_curves(path, ("GR", "RHOB"), clip_percentiles=None)
-  np.testing.assert_allclose(d, depth)
-  assert values.shape == (2, 20)
-  assert np.isnan(values[0, [3, 7, 11]]).all()
-  ok = np.isfinite(values[0])
-  assert ok.sum() == 17
-  np.testing.assert_allclose(values[0, ok], gr[ok], rtol=1e-5)
-
-
-def test_las_spikes_are_clipped(tmp_path):
-  gr = np.random.default_rng(0).uniform(20.0, 120.0, 300)
-  gr[50], gr[200] = 5000.0, -3000.0
-  path, _ = _write(tmp_path, GR=gr)
-  _, (clipped,) = wl.read_las_curves(path, ("GR",))
-  assert 100 < clipped.max() <= 120 and 20 <= clipped.min() < 40
-  assert clipped[50] == clipped.max() and clipped[200] == clipped.min()
-  _, (raw,) = wl.read_las_curves(path, ("GR",), clip_percentiles=None)
-  assert raw[50] == 5000.0
-
-
-def test_las_missing_curve_names_it_and_lists_available(tmp_path):
-  path, _ = _write(tmp_path, n=10, GR=np.ones(10), DT=np.ones(10))
-  with pytest.raises(ValueError, match="RHOB") as e:
-    wl.read_las_curves(path, ("GR", "RHOB"))
-  assert "GR" in str(e.value) and "DT" in str(e.value)
-
-
-def test_las_all_null_curve_is_an_error(tmp_path):
-  path, _ = _write(tmp_path, n=10, GR=np.ones(10), RHOB=np.full(10, np.nan))
-  with pytest.raises(ValueError, match="RHOB.*all null"):
-    wl.read_las_curves(path, ("GR", "RHOB"))
-
-
-def test_unreadable_las_names_the_path(tmp_path):
-  bad = tmp_path / "corrupt.las"
-  bad.write_bytes(b"\x00\x01 not a LAS file\n~~~\n")
-  with pytest.raises(ValueError, match="corrupt.las"):
-    wl.read_las_curves(bad, ("GR",))
-  with pytest.raises(FileNotFoundError, match="nowhere.las"):
-    wl.read_las_curves(tmp_path / "nowhere.las", ("GR",))
-
-
-def test_las_to_track_scales():
-  np.testing.assert_allclose(wl.las_to_track([0, 75, 150, 300], left=0, right=150),
-                             [0, 0.5, 1, 2])
-  np.testing.assert_allclose(wl.las_to_track([0.45, -0.15], left=0.45, right=-0.15), [0, 1])
-  logv = wl.las_to_track([0.2, 2.0, 2000.0, 0.0], left=0.2, right=2000.0, log=True)
-  np.testing.assert_allclose(logv[:3], [0, 0.25, 1])
-  assert np.isnan(logv[3])
-  with pytest.raises(ValueError):
-    wl.las_to_track([1.0], left=0.0, right=10.0, log=True)
+    welllog_style.RenderStyle(p_blur=1.5)
 
 
 def test_render_from_las_inks_data_and_not_gaps(tmp_path):
   rng = np.random.default_rng(0)
   gr = 60 + 30 * np.sin(np.arange(W) / 15) + rng.normal(0, 3, W)
-  gr[120:170] = wl.LAS_MISSING
+  gr[120:170] = las.LAS_MISSING
   rhob = np.full(W, 2.4) + rng.normal(0, 0.05, W)
-  path, _ = _write(tmp_path, n=W, GR=gr, RHOB=rhob)
-  d, values = wl.read_las_curves(path, ("GR", "RHOB"))
-  track = np.stack([wl.las_to_track(values[0], left=0, right=150),
-                    wl.las_to_track(values[1], left=1.0, right=2.95)])  # Apart from GR.
-  curves = wl.resample_to_width(d, track, W)
-  _, mask = wl.render_log(0, height=H, width=W, curves=curves, style=CLEAN)
+  path, _ = write_curves(tmp_path, n=W, GR=gr, RHOB=rhob)
+  d, values = las.read_las_curves(path, ("GR", "RHOB"))
+  track = np.stack([las.las_to_track(values[0], left=0, right=150),
+                    las.las_to_track(values[1], left=1.0, right=2.95)])  # Apart from GR.
+  curves = las.resample_to_width(d, track, W)
+  _, mask = welllog_render.render_log(0, height=H, width=W, curves=curves, style=CLEAN)
   gr_cols = (mask == 1).any(axis=0)
   assert not gr_cols[120:170].any()
   assert gr_cols[:120].all() and gr_cols[170:].all()
@@ -222,7 +162,7 @@ def test_render_dataset_from_las(tmp_path):
   n = 2000
   gr = np.repeat(rng.uniform(20, 140, n // 40), 40) + rng.normal(0, 4, n)
   res = 10 ** np.repeat(rng.uniform(-0.5, 2.5, n // 40), 40)
-  path, _ = _write(tmp_path, n=n, GR=gr, ILD=res)
+  path, _ = write_curves(tmp_path, n=n, GR=gr, ILD=res)
   data = wl.render_dataset(0, 4, height=H, min_width=100, max_width=300, labeled=True,
                            las_paths=[path], las_curves=("GR", "ILD"))
   for ex in data:

@@ -1,19 +1,19 @@
 """A team's own scans as training data: a folder of unlabeled scans, or scans plus mask PNGs.
 
-Each file is read as predict reads it (`scan_io`, any size, PNG / JPEG / TIFF), split into
+Each file is read as predict reads it (`scans`, any size, PNG / JPEG / TIFF), split into
 tracks and turned into the model's layout (depth along the width) by the same `Layout` predict
 uses, and every track is scaled, keeping its aspect ratio, to the training height: one log per
 (file, track). The logs then go through the same pipeline as rendered ones (fixed-width random
 windows for training, whole logs in width buckets for evaluation).
 
 The layout is the folder-wide `depth_axis` / `tracks`, or, with `data.manifest` (one or more
-predict manifests, `ssl_seg.layouts`), each scan's (or TIFF page's) own: its row's layout
-file gives the depth axis and the track spans, read by `layouts.read_manifest` and built by
-`inference.make_layout` as predict builds them, so a folder may mix portrait and landscape,
+predict manifests, `digitizer.layout_files`), each scan's (or TIFF page's) own: its row's layout
+file gives the depth axis and the track spans, read by `layout_files.read_manifest` and built by
+`scan_layout.make_layout` as predict builds them, so a folder may mix portrait and landscape,
 one and two tracks. Scans the manifest does not list keep the folder-wide settings (one line
 counts them); a row with an empty layout cell takes them too.
 
-Every page of a multi-page TIFF is a scan of its own, read by the same `scan_io.read_image`
+Every page of a multi-page TIFF is a scan of its own, read by the same `scans.read_image`
 as predict reads it. Masks (class ids 0 / 1 / 2, same size as the scan) are matched by file
 stem as `evaluate` matches them (`NAME_mask.png` or `NAME.png`); page k (1-based) of a
 multi-page NAME.tif takes `NAME_pk_mask.png` (or `NAME_pk.png`), else page k of a mask TIFF
@@ -34,19 +34,8 @@ from absl import logging
 from PIL import Image
 from tqdm import tqdm
 
-from ssl_seg import scan_io
 from ssl_seg.data import image_files
-
-
-def _layout_module():
-  # inference imports jax and the task registry; importing it lazily keeps data loading light.
-  from ssl_seg import inference
-  return inference
-
-
-def _layouts_module():
-  from ssl_seg import layouts  # Imports inference: lazily, as above.
-  return layouts
+from ssl_seg.digitizer import layout_files, scan_layout, scans
 
 
 def scale_to_height(image, mask, height):
@@ -71,33 +60,33 @@ def scale_to_height(image, mask, height):
 def read_page_mask(masks_dir, path, page, pages, num_classes):
   """The mask of page `page` (0-based; None: a single-page scan) of scan `path`, which has
   `pages` pages: NAME[_pK]_mask.png / NAME[_pK].png, else page K of NAME_mask.tif(f)."""
-  name = scan_io.stem(path)
+  name = scans.stem(path)
   try:
-    return scan_io.read_mask(scan_io.find_mask(
+    return scans.read_mask(scans.find_mask(
         masks_dir, name if page is None else f"{name}_p{page + 1}"), num_classes)
   except FileNotFoundError as e:
     tiffs = [os.path.join(masks_dir, f"{name}_mask{ext}") for ext in (".tif", ".tiff")]
     tiff = next((t for t in tiffs if os.path.isfile(t)), None)
     if tiff is None:
       raise FileNotFoundError(f"{e}, or a mask TIFF {name}_mask.tif") from None
-  n = scan_io.page_count(tiff)
+  n = scans.page_count(tiff)
   if n != pages:
     raise ValueError(f"mask {tiff} has {n} page(s) but scan {path} has {pages}; give one mask "
                      "page per scan page (or per-page PNGs NAME_p1_mask.png, ...)")
-  return scan_io.read_mask(tiff, num_classes, page=page)
+  return scans.read_mask(tiff, num_classes, page=page)
 
 
 def _file_logs(path, masks_dir, *, height, layout, num_classes, page=None, pages=1):
   """The logs (one per track) of one scan (a page of a multi-page TIFF: `page`, 0-based, of
-  `pages`), as dicts of uint8 arrays; `layout`: `inference.make_layout` kwargs."""
-  image = scan_io.read_image(path, page=page)
+  `pages`), as dicts of uint8 arrays; `layout`: `scan_layout.make_layout` kwargs."""
+  image = scans.read_image(path, page=page)
   mask = None
   if masks_dir:
     mask = read_page_mask(masks_dir, path, page, pages, num_classes)
     if mask.shape != image.shape:
       raise ValueError(f"mask of {_label(path, page)} is {mask.shape[1]}x{mask.shape[0]} px but "
                        f"the scan is {image.shape[1]}x{image.shape[0]}")
-  layout = _layout_module().make_layout(image.shape, **layout)
+  layout = scan_layout.make_layout(image.shape, **layout)
   logs = []
   for t in range(len(layout.tracks)):
     part = np.ascontiguousarray(layout.crop(image, t))
@@ -123,7 +112,7 @@ def load_logs(paths, masks_dir, *, height, depth_axis="auto", tracks=(), num_cla
   """
   jobs = []
   for path in paths:
-    pages = scan_io.page_count(path)
+    pages = scans.page_count(path)
     jobs.extend((path, None if pages == 1 else k, pages) for k in range(pages))
   unit = "file(s)" if len(jobs) == len(paths) else "scan(s) (TIFF pages counted each)"
   folder_wide = {"depth_axis": depth_axis, "tracks": tuple(tracks)}
@@ -131,8 +120,8 @@ def load_logs(paths, masks_dir, *, height, depth_axis="auto", tracks=(), num_cla
   for path, page, pages in tqdm(jobs, desc=f"reading {what}", leave=False):
     layout = folder_wide
     if manifest is not None:
-      layout = _layouts_module().manifest_layout(manifest, path,
-                                                 None if page is None else page + 1)
+      layout = layout_files.manifest_layout(manifest, path,
+                                            None if page is None else page + 1)
       if layout is None:
         unlisted += 1
         layout = folder_wide
@@ -144,7 +133,7 @@ def load_logs(paths, masks_dir, *, height, depth_axis="auto", tracks=(), num_cla
       logging.warning("skipped %s: %s", _label(path, page), e)
       print(f"warning: skipped {_label(path, page)}: {e}")
     else:
-      if scan_io.is_colour(path, page):
+      if scans.is_colour(path, page):
         print(f"{_label(path, page)}: colour scan read as grayscale (the model trains on "
               "grayscale)")
   if not logs:
@@ -160,14 +149,13 @@ def load_logs(paths, masks_dir, *, height, depth_axis="auto", tracks=(), num_cla
 
 
 def read_manifests(paths, *, depth_axis="auto", tracks=()):
-  """`layouts.read_manifest` of each CSV in `paths`, merged: {(absolute scan path, 1-based page
+  """`layout_files.read_manifest` of each CSV in `paths`, merged: {(absolute scan path, 1-based page
   or None): make_layout kwargs}; rows with an empty layout cell take `depth_axis` / `tracks`.
   A scan (or page) listed in two of them is an error: which layout wins would be a guess."""
-  layouts = _layouts_module()
   out, source = {}, {}
   for path in [paths] if isinstance(paths, str) else paths:
-    for key, kw in layouts.read_manifest(path, default={"depth_axis": depth_axis,
-                                                        "tracks": tuple(tracks)}).items():
+    for key, kw in layout_files.read_manifest(path, default={"depth_axis": depth_axis,
+                                                             "tracks": tuple(tracks)}).items():
       if key in out:
         page = "" if key[1] is None else f" page {key[1]}"
         raise ValueError(f"manifest {path}: {key[0]}{page} is also listed in {source[key]}; "
@@ -198,10 +186,10 @@ def build_source(data, split, keys, num_classes=3):
     raise image_files.DataNotFoundError("welllog_files: this task needs labels but data.masks is "
                                     "not set; point it to the folder of mask PNGs")
   if data.eval_images:
-    files = scan_io.list_scans(data.images if split == "train" else data.eval_images)
+    files = scans.list_scans(data.images if split == "train" else data.eval_images)
     masks = data.masks if split == "train" else (data.eval_masks or data.masks)
   else:
-    train, held = split_files(scan_io.list_scans(data.images), data.num_eval, data.seed)
+    train, held = split_files(scans.list_scans(data.images), data.num_eval, data.seed)
     files, masks = (train if split == "train" else held), data.masks
   manifest = None
   if data.get("manifest"):  # sources.validate read it once already: errors come early.

@@ -10,7 +10,7 @@ fit in memory.
 
 Pillow reads every file it can open (BigTIFF included), as it always has. A TIFF it cannot open
 (a layout it has no mode for: float64, 16-bit gray with alpha, float RGB, extra samples...) is
-read through tifffile (`tiff_io`), with the same size check and the same grayscale; where
+read through tifffile (`tiff`), with the same size check and the same grayscale; where
 tifffile cannot open it either, the error line is Pillow's, as before.
 
 A multi-page TIFF holds one scan per page (`page_count`, `read_image(..., page=k)`); predict
@@ -20,14 +20,12 @@ digitizes each, as NAME_p1, NAME_p2, ...
 import contextlib
 import logging
 import os
-import struct
 import warnings
-import zlib
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image
 
-from ssl_seg import tiff_io
+from ssl_seg.digitizer import tiff
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 # Names our own outputs end with, so an output folder can double as an input folder.
@@ -125,14 +123,14 @@ def _open(path, max_pixels, page=None):
 
 
 def _tiff_open(path, max_pixels, page, pillow_error):
-  """`page` of a TIFF Pillow could not open, read by tifffile (`tiff_io`); a file tifffile
+  """`page` of a TIFF Pillow could not open, read by tifffile (`tiff`); a file tifffile
   cannot open either raises Pillow's error. Called within `_reading`."""
-  pages = tiff_io.page_count(path)
+  pages = tiff.page_count(path)
   if not pages:
     raise pillow_error from None
   if (page or 0) >= pages:
     raise NoSuchPage(f"image {path} has {pages} page(s); no page {(page or 0) + 1}")
-  image = tiff_io.read(path, page or 0, lambda w, h: _check_size(path, w, h, max_pixels))
+  image = tiff.read(path, page or 0, lambda w, h: _check_size(path, w, h, max_pixels))
   if image is None:
     raise pillow_error from None
   return image
@@ -148,12 +146,12 @@ def is_colour(path, page=None):
       with _header(path, page) as image:
         if image.mode in ("P", "PA"):
           return _colour_palette(image.palette)
-        return image.mode in tiff_io.COLOUR_MODES
+        return image.mode in tiff.COLOUR_MODES
     except Exception:  # Unreadable by Pillow: a TIFF tifffile may read.
       if not _is_tiff(path):
         return False
   with _reading():
-    return bool(tiff_io.is_colour(path, page or 0))
+    return bool(tiff.is_colour(path, page or 0))
 
 
 def _colour_palette(palette):
@@ -171,7 +169,7 @@ def _colour_palette(palette):
   return bool(np.ptp(rgb, axis=1).any())
 
 
-def _to_gray(image):
+def to_gray(image):
   """uint8 [H, W] from any Pillow mode; transparency is composited onto white paper."""
   if image.mode in ("1", "L", "P", "RGB", "CMYK", "YCbCr", "LAB", "HSV"):
     return np.asarray(image.convert("L"))
@@ -199,7 +197,7 @@ def page_count(path):
     except Exception:  # Pillow raises OSError, SyntaxError, struct.error... on bad files.
       pass
   with _reading():  # A TIFF Pillow cannot open, counted as `read_image` reads it.
-    return tiff_io.page_count(path) or 1
+    return tiff.page_count(path) or 1
 
 
 def read_image(path, max_pixels=DEFAULT_MAX_PIXELS, page=None):
@@ -213,77 +211,10 @@ def read_image(path, max_pixels=DEFAULT_MAX_PIXELS, page=None):
     raise
   except Exception as e:  # Pillow raises OSError, SyntaxError, struct.error... on bad files.
     raise ValueError(f"cannot read image {path}: {type(e).__name__}: {e}") from e
-  gray = _to_gray(image)
+  gray = to_gray(image)
   if gray.ndim != 2 or min(gray.shape) < 1:
     raise ValueError(f"image {path} has no pixels (shape {gray.shape})")
   return gray
-
-
-# Bits per pixel of the raw (uncompressed) TIFF layouts `band_reader` reads row by row.
-_RAW_BITS = {"1": 1, "1;I": 1, "L": 8, "L;I": 8, "P": 8, "LA": 16, "I;16": 16, "I;16B": 16,
-             "I;16L": 16, "I;16N": 16, "RGB": 24, "RGBA": 32, "RGBX": 32, "CMYK": 32}
-
-
-def band_reader(path, page=None):
-  """((H, W), read) for a scan that can be read a band of rows at a time, else None.
-
-  read(y0, y1) is uint8 [y1 - y0, W] grayscale, as `read_image` gives it, decoded from only
-  the bytes of those rows: the memory is the band's, whatever the page's size. Only
-  uncompressed TIFF strips are laid out so (row y at a fixed offset); PNG, JPEG and
-  compressed TIFF are one compressed stream that Pillow decodes whole.
-  """
-  path = os.fspath(path)
-  if not path.lower().endswith((".tif", ".tiff")):
-    return None
-  limit = Image.MAX_IMAGE_PIXELS
-  Image.MAX_IMAGE_PIXELS = None  # Headers only.
-  try:
-    with Image.open(path) as image:
-      if page:
-        image.seek(page)
-      (w, h), tiles = image.size, list(image.tile)
-  except Exception:  # Unreadable: `read_image` names the problem.
-    return None
-  finally:
-    Image.MAX_IMAGE_PIXELS = limit
-  strips = []
-  for t in tiles:
-    codec, (x0, y0, x1, y1), offset, args = t
-    rawmode = args[0] if isinstance(args, tuple) else args
-    stride = args[1] if isinstance(args, tuple) and len(args) > 1 else 0
-    orientation = args[2] if isinstance(args, tuple) and len(args) > 2 else 1
-    if codec != "raw" or (x0, x1) != (0, w) or rawmode not in _RAW_BITS or orientation != 1:
-      return None
-    strips.append((y0, y1, offset, rawmode, stride or -(-w * _RAW_BITS[rawmode] // 8)))
-
-  def read(y0, y1):
-    if not 0 <= y0 < y1 <= h:
-      raise ValueError(f"rows {y0}:{y1} outside image {path} of {h} rows")
-    band = []
-    for a, b, offset, mode, row in strips:
-      a1, b1 = max(a, y0), min(b, y1)
-      # Cut in row runs: a single tile would make Pillow mmap the whole file.
-      for r0, r1 in ((a1, a1 + 1), (a1 + 1, b1)) if b1 - a1 > 1 else ((a1, b1),):
-        if r0 < r1:
-          band.append(ImageFile._Tile("raw", (0, r0 - y0, w, r1 - y0),
-                                      offset + (r0 - a) * row, (mode, row, 1)))
-    limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
-    try:
-      with Image.open(path) as image:
-        if page:
-          image.seek(page)
-        image.tile = band  # Decode only these rows.
-        image._size = image._tile_size = (w, y1 - y0)
-        image.load()
-        return _to_gray(image)
-    except Exception as e:
-      raise ValueError(f"cannot read rows {y0}:{y1} of image {path}: {type(e).__name__}: "
-                       f"{e}") from e
-    finally:
-      Image.MAX_IMAGE_PIXELS = limit
-
-  return (h, w), read
 
 
 def read_mask(path, num_classes, max_pixels=DEFAULT_MAX_PIXELS, page=None):
@@ -311,45 +242,6 @@ def write_png(path, array):
   path = os.fspath(path)
   Image.fromarray(np.ascontiguousarray(array)).save(path + ".tmp", format="PNG", optimize=False)
   os.replace(path + ".tmp", path)
-
-
-class PngWriter:
-  """An 8-bit grayscale or RGB PNG written a band of rows at a time, so a picture of a scan
-  too large to hold whole never is; atomic as `write_png` (the file appears on `close`)."""
-
-  def __init__(self, path, width, height, channels=1):
-    self.path, self.width, self.height, self.channels = os.fspath(path), width, height, channels
-    self.rows = 0
-    self._zip = zlib.compressobj(6)
-    self._file = open(self.path + ".tmp", "wb")
-    self._file.write(b"\x89PNG\r\n\x1a\n")
-    self._chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0 if channels == 1 else 2,
-                                     0, 0, 0))
-
-  def _chunk(self, kind, data):
-    self._file.write(struct.pack(">I", len(data)) + kind + data
-                     + struct.pack(">I", zlib.crc32(kind + data)))
-
-  def write(self, rows):
-    """uint8 [N, W] (grayscale) or [N, W, 3] (RGB): the next N rows."""
-    rows = np.ascontiguousarray(rows, np.uint8).reshape(len(rows), -1)
-    if rows.shape[1] != self.width * self.channels or self.rows + len(rows) > self.height:
-      raise ValueError(f"{self.path}: rows of shape {rows.shape} do not fit a "
-                       f"{self.width} x {self.height} x {self.channels} PNG at row {self.rows}")
-    filtered = np.concatenate([np.zeros((len(rows), 1), np.uint8), rows], 1)  # Filter: none.
-    data = self._zip.compress(filtered.tobytes())
-    if data:
-      self._chunk(b"IDAT", data)
-    self.rows += len(rows)
-
-  def close(self):
-    self._chunk(b"IDAT", self._zip.flush())
-    self._chunk(b"IEND", b"")
-    self._file.close()
-    if self.rows != self.height:
-      os.remove(self.path + ".tmp")
-      raise ValueError(f"{self.path}: {self.rows} of {self.height} rows written")
-    os.replace(self.path + ".tmp", self.path)
 
 
 def list_images(path):

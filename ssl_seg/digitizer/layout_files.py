@@ -1,7 +1,7 @@
 """Layout files (`predict --layout=FILE.json`) and manifests (`--manifest=FILE.csv`).
 
 A layout file says how one scan (or every scan of a run) maps to numbers; it is read into the
-arguments of `inference.make_layout`, the same ones predict's shortcut flags build:
+arguments of `scan_layout.make_layout`, the same ones predict's shortcut flags build:
 
   {"depth_axis": "vertical",                       // auto (default), vertical, horizontal
    "depth": {"unit": "FT", "first": 1000, "last": 1500},   // at the first / last pixel, or
@@ -27,7 +27,7 @@ import csv
 import json
 import os
 
-from ssl_seg import digitize, inference, las_io, scan_io
+from ssl_seg.digitizer import curve_values, las, scan_layout, scans
 
 _TOP = {"depth_axis", "depth", "well", "tracks"}
 _DEPTH = {"unit", "first", "last", "ties"}
@@ -56,8 +56,8 @@ def _curve(where, c):
     raise ValueError(f"{where}: 'class' (the curve's class id, e.g. 1) is required")
   mnemonic = str(c.get("mnemonic", "")).upper()
   if mnemonic:
-    las_io.check_mnemonic(mnemonic)
-  unit = las_io.check_unit(str(c.get("unit", "")))
+    las.check_mnemonic(mnemonic)
+  unit = las.check_unit(str(c.get("unit", "")))
   kind = c.get("scale", "linear")
   if kind not in ("linear", "log"):
     raise ValueError(f"{where}: 'scale' must be linear or log, got {kind!r}")
@@ -66,13 +66,13 @@ def _curve(where, c):
                      "or neither")
   scale = None
   if "left" in c:
-    scale = digitize.Scale(_number(f"{where}.left", c["left"]),
-                           _number(f"{where}.right", c["right"]), kind == "log")
-  return inference.Curve(c["class"], mnemonic, unit, scale, str(c.get("description", "")))
+    scale = curve_values.Scale(_number(f"{where}.left", c["left"]),
+                               _number(f"{where}.right", c["right"]), kind == "log")
+  return scan_layout.Curve(c["class"], mnemonic, unit, scale, str(c.get("description", "")))
 
 
 def parse(obj, where="layout"):
-  """`inference.make_layout` keyword arguments from a layout file's JSON object."""
+  """`scan_layout.make_layout` keyword arguments from a layout file's JSON object."""
   _keys(where, obj, _TOP)
   out = {"depth_axis": obj.get("depth_axis", "auto")}
   if out["depth_axis"] not in ("auto", "vertical", "horizontal"):
@@ -81,27 +81,43 @@ def parse(obj, where="layout"):
   if "well" in obj:
     out["well"] = str(obj["well"])
   if "depth" in obj:
-    d = obj["depth"]
-    _keys(f"{where}.depth", d, _DEPTH)
-    out["depth_unit"] = las_io.check_unit(str(d.get("unit", "M")))
-    if "ties" in d:
-      if "first" in d or "last" in d:
-        raise ValueError(f"{where}.depth: give 'ties' or 'first' and 'last', not both")
-      ties = d["ties"]
-      if not isinstance(ties, list) or not all(isinstance(t, list) and len(t) == 2
-                                               for t in ties):
-        raise ValueError(f"{where}.depth.ties: expected [[pixel, depth], ...], got {ties!r}")
-      out["depth"] = tuple((_number(f"{where}.depth.ties", p), _number(f"{where}.depth.ties", v))
-                           for p, v in ties)
-    elif "first" in d and "last" in d:
-      out["depth"] = (_number(f"{where}.depth.first", d["first"]),
-                      _number(f"{where}.depth.last", d["last"]))
-    else:
-      raise ValueError(f"{where}.depth: give 'first' and 'last' (depth at the first and last "
-                       "pixel) or 'ties' ([[pixel, depth], ...])")
+    out.update(_depth(f"{where}.depth", obj["depth"]))
   tracks = obj.get("tracks", [])
   if not isinstance(tracks, list):
     raise ValueError(f"{where}.tracks: expected a list of tracks, got {tracks!r}")
+  spans, curves = _tracks(where, tracks)
+  out["tracks"] = tuple(spans)
+  if any(c is not None for c in curves):
+    if any(c is None for c in curves):
+      raise ValueError(f"{where}.tracks: give 'curves' for every track or for none")
+    out["curves"] = tuple(curves)
+  return out
+
+
+def _depth(where, d):
+  """{"depth_unit", "depth"} from a layout's "depth" object."""
+  _keys(where, d, _DEPTH)
+  out = {"depth_unit": las.check_unit(str(d.get("unit", "M")))}
+  if "ties" in d:
+    if "first" in d or "last" in d:
+      raise ValueError(f"{where}: give 'ties' or 'first' and 'last', not both")
+    ties = d["ties"]
+    if not isinstance(ties, list) or not all(isinstance(t, list) and len(t) == 2
+                                             for t in ties):
+      raise ValueError(f"{where}.ties: expected [[pixel, depth], ...], got {ties!r}")
+    out["depth"] = tuple((_number(f"{where}.ties", p), _number(f"{where}.ties", v))
+                         for p, v in ties)
+  elif "first" in d and "last" in d:
+    out["depth"] = (_number(f"{where}.first", d["first"]),
+                    _number(f"{where}.last", d["last"]))
+  else:
+    raise ValueError(f"{where}: give 'first' and 'last' (depth at the first and last "
+                     "pixel) or 'ties' ([[pixel, depth], ...])")
+  return out
+
+
+def _tracks(where, tracks):
+  """(spans, per track its curves or None) from a layout's "tracks" list."""
   spans, curves = [], []
   for t, track in enumerate(tracks):
     w = f"{where}.tracks[{t}]"
@@ -121,12 +137,7 @@ def parse(obj, where="layout"):
       curves.append(tuple(_curve(f"{w}.curves[{i}]", c) for i, c in enumerate(cs)))
     else:
       curves.append(None)
-  out["tracks"] = tuple(spans)
-  if any(c is not None for c in curves):
-    if any(c is None for c in curves):
-      raise ValueError(f"{where}.tracks: give 'curves' for every track or for none")
-    out["curves"] = tuple(curves)
-  return out
+  return spans, curves
 
 
 def load(path):
@@ -203,7 +214,7 @@ def _page(where, row, scan, pages):
   if not text.isdigit() or int(text) < 1:
     raise ValueError(f"{where}: page {text!r}: expected a page number (1, 2, ...) or nothing")
   if scan not in pages:
-    pages[scan] = scan_io.page_count(scan)
+    pages[scan] = scans.page_count(scan)
   page, n = int(text), pages[scan]
   if n == 1:
     raise ValueError(f"{where}: page {page}: {row['file']} has one page; leave the page cell "

@@ -51,11 +51,11 @@ def replot(path, image, layout, curves, depth=None, depth_unit="", title="", sha
 
   Args:
     image: uint8 [H, W] scan, original layout.
-    layout: its `inference.Layout`.
-    curves: [(label, digitize.Series, class_id)]: label the mnemonic shown, the class id picks
+    layout: its `scan_layout.Layout`.
+    curves: [(label, curve_values.Series, class_id)]: label the mnemonic shown, the class id picks
       the colour the overlay paints that class in.
     depth: float [N] depth per pixel along the depth axis, or None (pixels).
-    shape: the scan's (H, W) where `image` is a thumbnail of it (`ssl_seg.tiled`).
+    shape: the scan's (H, W) where `image` is a thumbnail of it (`ssl_seg.digitizer.tiled`).
   """
   scan = _portrait(image, layout.vertical)
   h, w = shape or image.shape
@@ -69,47 +69,16 @@ def replot(path, image, layout, curves, depth=None, depth_unit="", title="", sha
   def axes(x, w):
     return fig.add_axes((x / fig_w, _BOTTOM / FIG_HEIGHT, w / fig_w, plot_h / FIG_HEIGHT))
 
-  ax = axes(_LEFT, scan_w)
-  thumb = _thumbnail(scan, max_thumb_rows())
   # Pixel edges: row k spans [k - 0.5, k + 0.5] of the depth axis.
-  y_top, y_bottom = _edge(y, 0, -1), _edge(y, -1, 1)
-  ax.imshow(thumb, cmap="gray", vmin=0, vmax=255, aspect="auto", interpolation="nearest",
-            extent=(0, extent, y_bottom, y_top))
-  for a, b in layout.tracks:
-    for edge in (a, b):
-      ax.axvline(edge, color="orange", lw=0.6, alpha=0.7)
-  ax.set_xticks([])
-  ax.set_ylabel(f"depth [{depth_unit}]" if depth is not None and depth_unit else
-                "depth" if depth is not None else "depth [px]")
-  ax.set_title("scan", fontsize=9)
-  ax.set_ylim(y_bottom, y_top)
+  y_lim = (_edge(y, -1, 1), _edge(y, 0, -1))
+  _scan_panel(axes(_LEFT, scan_w), scan, layout, extent, y_lim,
+              f"depth [{depth_unit}]" if depth is not None and depth_unit else
+              "depth" if depth is not None else "depth [px]")
   boxes = {}
   x = _LEFT + scan_w + _GAP
   for label, s, class_id in curves:
-    cax = axes(x, CURVE_WIDTH)
+    boxes[label] = _curve_panel(axes(x, CURVE_WIDTH), label, s, class_id, y, y_lim)
     x += CURVE_WIDTH + _GAP
-    colour = plots.CLASS_COLOURS[class_id % len(plots.CLASS_COLOURS)] / 255.0
-    if s.scale is None:
-      values, lo, hi = s.trace.frac, 0.0, 1.0
-      cax.set_xlabel("track position (no scale)", fontsize=8)
-    else:
-      values, lo, hi = s.scale.values(s.trace.frac), s.scale.left, s.scale.right
-      cax.set_xlabel(f"{_fmt(lo)} ... {_fmt(hi)}" + (" (log)" if s.scale.log else ""),
-                     fontsize=8)
-      if s.scale.log:
-        cax.set_xscale("log")
-    # A wrapped curve leaves its scale: widen the panel rather than cut the values off.
-    ok = np.isfinite(values)
-    if ok.any() and (s.scale is None or not s.scale.log or (values[ok] > 0).all()):
-      vmin, vmax = float(values[ok].min()), float(values[ok].max())
-      lo, hi = (min(lo, vmin), max(hi, vmax)) if lo < hi else (max(lo, vmax), min(hi, vmin))
-    cax.plot(values, y, color=colour, lw=1.0)
-    cax.set_xlim(lo, hi)
-    cax.set_ylim(y_bottom, y_top)
-    cax.tick_params(labelleft=False, labelsize=7)
-    cax.grid(alpha=0.3)
-    cax.set_title(f"{label}" + (f" [{s.unit}]" if s.unit else ""), fontsize=9)
-    boxes[label] = cax
   if title:
     fig.suptitle(title, fontsize=10)
   fig.canvas.draw()
@@ -118,11 +87,53 @@ def replot(path, image, layout, curves, depth=None, depth_unit="", title="", sha
   for label, cax in boxes.items():
     b = cax.get_window_extent()
     out[label] = (b.x0, height_px - b.y1, b.x1, height_px - b.y0)
-  fig.savefig(path + ".tmp", dpi=DPI, format="png")  # Atomically, as scan_io.write_png.
+  fig.savefig(path + ".tmp", dpi=DPI, format="png")  # Atomically, as scans.write_png.
   os.replace(path + ".tmp", path)
   size = (round(fig.bbox.width), round(height_px))
   plt.close(fig)
   return {"path": path, "size": size, "boxes": out}
+
+
+
+def _scan_panel(ax, scan, layout, extent, y_lim, ylabel):
+  """The scan beside the curves (depth down the page), the tracks' edges in orange."""
+  y_bottom, y_top = y_lim
+  thumb = _thumbnail(scan, max_thumb_rows())
+  ax.imshow(thumb, cmap="gray", vmin=0, vmax=255, aspect="auto", interpolation="nearest",
+            extent=(0, extent, y_bottom, y_top))
+  for a, b in layout.tracks:
+    for edge in (a, b):
+      ax.axvline(edge, color="orange", lw=0.6, alpha=0.7)
+  ax.set_xticks([])
+  ax.set_ylabel(ylabel)
+  ax.set_title("scan", fontsize=9)
+  ax.set_ylim(y_bottom, y_top)
+
+
+def _curve_panel(cax, label, s, class_id, y, y_lim):
+  """One curve on its own scale (track positions without one), in its class's colour."""
+  colour = plots.CLASS_COLOURS[class_id % len(plots.CLASS_COLOURS)] / 255.0
+  if s.scale is None:
+    values, lo, hi = s.trace.frac, 0.0, 1.0
+    cax.set_xlabel("track position (no scale)", fontsize=8)
+  else:
+    values, lo, hi = s.scale.values(s.trace.frac), s.scale.left, s.scale.right
+    cax.set_xlabel(f"{_fmt(lo)} ... {_fmt(hi)}" + (" (log)" if s.scale.log else ""),
+                   fontsize=8)
+    if s.scale.log:
+      cax.set_xscale("log")
+  # A wrapped curve leaves its scale: widen the panel rather than cut the values off.
+  ok = np.isfinite(values)
+  if ok.any() and (s.scale is None or not s.scale.log or (values[ok] > 0).all()):
+    vmin, vmax = float(values[ok].min()), float(values[ok].max())
+    lo, hi = (min(lo, vmin), max(hi, vmax)) if lo < hi else (max(lo, vmax), min(hi, vmin))
+  cax.plot(values, y, color=colour, lw=1.0)
+  cax.set_xlim(lo, hi)
+  cax.set_ylim(*y_lim)
+  cax.tick_params(labelleft=False, labelsize=7)
+  cax.grid(alpha=0.3)
+  cax.set_title(f"{label}" + (f" [{s.unit}]" if s.unit else ""), fontsize=9)
+  return cax
 
 
 def _edge(y, i, side):

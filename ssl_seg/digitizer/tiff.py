@@ -1,19 +1,19 @@
-"""TIFF pages that Pillow cannot open, read through tifffile for `scan_io`.
+"""TIFF pages that Pillow cannot open, read through tifffile for `scans`.
 
 Pillow has no mode for some TIFF layouts that scanners and image tools write: float samples,
 16-bit gray with alpha, gray with extra samples. tifffile reads them a page at a time; each
 page becomes the Pillow image Pillow gives for its nearest layout ("1", "L", "I;16", "F", "P",
-"LA", "RGB", "RGBA", "CMYK", "YCbCr"), so `scan_io` turns it into grayscale as it turns every
+"LA", "RGB", "RGBA", "CMYK", "YCbCr"), so `scans` turns it into grayscale as it turns every
 other scan, and a page Pillow also reads comes out the same either way (tests pin it). Without
 imagecodecs (not a dependency) tifffile decodes uncompressed, zlib and LZMA data; any other
-compression is the one error line `scan_io` gives.
+compression is the one error line `scans` gives.
 """
 
 import numpy as np
 import tifffile
 from PIL import Image
 
-# Pillow modes whose pixels hold colour (`scan_io.is_colour`); a palette does where its
+# Pillow modes whose pixels hold colour (`scans.is_colour`); a palette does where its
 # entries do.
 COLOUR_MODES = ("RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LAB", "HSV")
 
@@ -93,7 +93,7 @@ def mode(p):
 
 
 def _to_u8(a):
-  """8-bit samples as Pillow's 8-bit modes hold them; 16-bit scaled as `scan_io` scales it."""
+  """8-bit samples as Pillow's 8-bit modes hold them; 16-bit scaled as `scans` scales it."""
   if a.dtype == bool:
     return a.astype(np.uint8) * 255
   if a.dtype == np.uint8:

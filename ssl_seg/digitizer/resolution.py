@@ -8,7 +8,7 @@ it). On a 300-dpi portrait scan whose track is ~935 px across that shrinks 3-px 
 pixel. `--resolution=stroke` scales a track so its strokes become `TRAIN_STROKE_PX` instead,
 from `--px-per-stroke` or from `stroke_width`'s estimate of the scan; `--target-height` sets the
 scaled height outright. A track scaled taller than the training height is cut into windows
-along the value axis too (`inference.Segmenter.logits`), so there is still one compile.
+along the value axis too (`segmenter.Segmenter.logits`), so there is still one compile.
 
 The estimator: pixels darker than paper by `INK_THRESHOLD` of the paper's level are ink; each
 ink pixel's stroke width is the shorter of its two runs of ink (along rows, along columns):

@@ -20,7 +20,7 @@ DIR/manifest.csv          file,page,layout,well: every scan for `predict --manif
                           row per page of the TIFF (page 1, 2...) with that page's layout
 
 Each scan is a random depth window of one file (round-robin over --las) at 0.25-4 source
-samples per pixel, on a fixed scale per file and curve (`welllogs.random_scale`, log for
+samples per pixel, on a fixed scale per file and curve (`welllog_curves.random_scale`, log for
 curves spanning > 20x, sometimes reversed or narrow enough to wrap), with the default scan style
 but no skew (skew moves ink off the layout's rows). Unlike the default mode the values are
 drawn unclipped, so the truth is the source itself. --portrait-fraction and
@@ -45,8 +45,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ssl_seg import digitize, las_io, render_las, scan_io
-from ssl_seg.data import welllogs
+from ssl_seg.data import welllog_curves, welllog_render, welllog_style
+from ssl_seg.digitizer import curve_values, las, render, scans
 
 # Mnemonics tried, in order, for a two-track scan's third and fourth curve; then the file's
 # other curves in its own order.
@@ -65,21 +65,21 @@ class Source:
   values: np.ndarray  # [C, n]
   mnemonics: list
   units: list
-  scales: list  # A `digitize.Scale` per curve, fixed per file as on a printed log.
+  scales: list  # A `curve_values.Scale` per curve, fixed per file as on a printed log.
 
 
 def _read(path, names):
   """(depth, values [len(names), n]) unclipped: the truth is the source, not percentiles."""
-  return welllogs.read_las_curves(path, names, clip_percentiles=None)
+  return las.read_las_curves(path, names, clip_percentiles=None)
 
 
 def pick_curves(path, curves=None):
-  """The mnemonics drawn from `path`: `curves` (2 or 4), else `render_las.default_curves`
+  """The mnemonics drawn from `path`: `curves` (2 or 4), else `render.default_curves`
   plus up to two more usable ones (see the module docstring)."""
   if curves:
     return list(curves)
-  picked = render_las.default_curves(path)
-  _, declared = las_io.header(path)
+  picked = render.default_curves(path)
+  _, declared = las.header(path)
   others = [m for m, _ in declared if m.upper() != "DEPT" and m not in picked]
   rank = {m: i for i, m in enumerate(EXTRA)}
   others.sort(key=lambda m: rank.get(m.upper(), len(EXTRA)))  # Stable: file order after.
@@ -96,7 +96,7 @@ def pick_curves(path, curves=None):
 
 
 def _las_name(text):
-  """A LAS mnemonic / unit a reader gets back unchanged (layouts and las_io refuse others)."""
+  """A LAS mnemonic / unit a reader gets back unchanged (layout_files and las refuse others)."""
   return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_").upper() or "CURVE"
 
 
@@ -104,16 +104,17 @@ def load_source(path, curves, seed, index, p_wrap=0.4):
   """A `Source` of file number `index`; scales seeded by (seed, index, curve)."""
   names = pick_curves(path, curves)
   depth, values = _read(path, names)
-  depth_unit, declared = las_io.header(path)
+  depth_unit, declared = las.header(path)
   units = {m.upper(): u for m, u in declared}
   scales = []
   for k, v in enumerate(values):
     # The 1st / 99th percentile, as the default mode's clipped range: rare spikes wrap.
-    lo, hi, floor = np.nanpercentile(v, [1, 99, welllogs.WRAP_PERCENTILE])
+    lo, hi, floor = np.nanpercentile(v, [1, 99, welllog_curves.WRAP_PERCENTILE])
     rng = np.random.default_rng([seed, index, k])
-    scales.append(digitize.Scale(*welllogs.random_scale(rng, lo, hi, p_wrap, wrap_floor=floor)))
+    scales.append(curve_values.Scale(*welllog_curves.random_scale(rng, lo, hi, p_wrap,
+                                                                  wrap_floor=floor)))
   well = lasio.read(path, ignore_data=True).well
-  return Source(path, str(well["WELL"].value if "WELL" in well else "") or scan_io.stem(path),
+  return Source(path, str(well["WELL"].value if "WELL" in well else "") or scans.stem(path),
                 re.sub(r"[\s:]+", "_", depth_unit), depth, values,
                 [_las_name(m) for m in names],
                 [re.sub(r"[\s:]+", "_", units.get(m.upper(), "")) for m in names], scales)
@@ -150,14 +151,14 @@ def render_page(seed, source, window, *, width, height, two_tracks, portrait, st
   four = two_tracks and len(source.mnemonics) == 4
   idx = list(range(4 if four else 2))
   top, bottom = source.depth[start], source.depth[start + n_win - 1]
-  cols = welllogs.resample_to_width(source.depth, source.values[idx], width, top=top,
-                                    bottom=bottom)
+  cols = las.resample_to_width(source.depth, source.values[idx], width, top=top,
+                               bottom=bottom)
   scales = [source.scales[i] for i in idx]
-  track = np.stack([welllogs.las_to_track(v, left=s.left, right=s.right, log=s.log)
+  track = np.stack([las.las_to_track(v, left=s.left, right=s.right, log=s.log)
                     for v, s in zip(cols, scales)])
   across = max(2 * height, 48) if two_tracks else height  # 48: the renderer's two-track least.
   style = dataclasses.replace(style, p_two_tracks=float(two_tracks))
-  image, mask, drawn = welllogs.render_log_with_layout(
+  image, mask, drawn = welllog_render.render_log_with_layout(
       np.random.default_rng(seed), height=across, width=width, curves=track, style=style)
   if portrait:
     image, mask = (np.ascontiguousarray(np.rot90(a, -1)) for a in (image, mask))
@@ -187,15 +188,15 @@ def render_page(seed, source, window, *, width, height, two_tracks, portrait, st
 
 def write_truth(path, page, source, scan, page_no, layout_file):
   units = dict(zip(source.mnemonics, source.units))
-  las_io.write(path, page.truth_depth, page.truth, depth_unit=source.depth_unit,
-               well=source.well, units={m: units[m] for m in page.truth},
-               descriptions={m: f"{m} of {os.path.basename(source.path)}, as drawn"
-                             for m in page.truth},
-               params={"SCAN": scan, "PAGE": page_no, "LAYOUT": layout_file},
-               other=f"Truth of {scan}{f' page {page_no}' if page_no else ''}, written by "
-               f"ssl_seg.render_las --archive: the samples of {os.path.basename(source.path)} "
-               "over the scan's depth window, NULL where the source is null or its log scale "
-               "cannot draw them.")
+  las.write(path, page.truth_depth, page.truth, depth_unit=source.depth_unit,
+            well=source.well, units={m: units[m] for m in page.truth},
+            descriptions={m: f"{m} of {os.path.basename(source.path)}, as drawn"
+                          for m in page.truth},
+            params={"SCAN": scan, "PAGE": page_no, "LAYOUT": layout_file},
+            other=f"Truth of {scan}{f' page {page_no}' if page_no else ''}, written by "
+            f"ssl_seg.render_las --archive: the samples of {os.path.basename(source.path)} "
+            "over the scan's depth window, NULL where the source is null or its log scale "
+            "cannot draw them.")
 
 
 def _write_json(path, obj):
@@ -220,7 +221,7 @@ def render_archive(las_paths, curves, n, out_dir, *, seed=0, height=128, min_wid
                    style=None, p_wrap=0.4):
   """Writes the archive (module docstring) of n scan files; returns the names predict gives
   their outputs (NAME, or NAME_p1... for the TIFF's pages)."""
-  style = style or welllogs.RenderStyle(p_skew=0.0)
+  style = style or welllog_style.RenderStyle(p_skew=0.0)
   sources = [load_source(p, curves, seed, i, p_wrap) for i, p in enumerate(las_paths)]
   for sub in ("scans", "masks", "layouts", "truth"):
     os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
@@ -232,14 +233,14 @@ def render_archive(las_paths, curves, n, out_dir, *, seed=0, height=128, min_wid
     rng = np.random.default_rng([seed, i])
     width = int(round(np.exp(rng.uniform(np.log(min_width), np.log(max_width)))))
     pages = tiff_pages if tiff_pages > 1 and i == n - 1 else 1
-    name = f"{scan_io.stem(source.path)}_{i:03d}"
+    name = f"{scans.stem(source.path)}_{i:03d}"
     scan = f"scans/{name}{'.tif' if pages > 1 else '.png'}"
     images = []
-    for k, window in enumerate(render_las.depth_windows(rng, source.values, width, pages)):
+    for k, window in enumerate(las.depth_windows(rng, source.values, width, pages)):
       page = render_page([seed, i, 1], source, window, width=width, height=height,
                          two_tracks=bool(two[i]), portrait=bool(portrait[i]), style=style)
       out = name if pages == 1 else f"{name}_p{k + 1}"
-      scan_io.write_png(os.path.join(out_dir, "masks", f"{out}_mask.png"), page.mask)
+      scans.write_png(os.path.join(out_dir, "masks", f"{out}_mask.png"), page.mask)
       _write_json(os.path.join(out_dir, "layouts", f"{out}.json"), page.layout)
       write_truth(os.path.join(out_dir, "truth", f"{out}.las"), page, source, scan,
                   k + 1 if pages > 1 else 0, f"layouts/{out}.json")
@@ -248,7 +249,7 @@ def render_archive(las_paths, curves, n, out_dir, *, seed=0, height=128, min_wid
       rows.append({"file": scan, "page": k + 1 if pages > 1 else "",
                    "layout": f"layouts/{out}.json", "well": source.well})
     if pages == 1:
-      scan_io.write_png(os.path.join(out_dir, scan), images[0])
+      scans.write_png(os.path.join(out_dir, scan), images[0])
     else:
       first, *rest = (Image.fromarray(a) for a in images)
       first.save(os.path.join(out_dir, scan + ".tmp"), format="TIFF", save_all=True,

@@ -44,7 +44,7 @@ _CONTENT_SHARE = 0.5  # A track's interior has ink in at least this share of the
 
 def find_tracks(image, vertical, *, min_width=16, min_share=0.8):
   """((a, b), ...) track spans across the value axis of a uint8 [H, W] scan (original pixels,
-  b exclusive, as `inference.Layout.tracks`); the whole extent where no pair of borders is
+  b exclusive, as `scan_layout.Layout.tracks`); the whole extent where no pair of borders is
   found. vertical: depth runs down the page (the value axis is the columns)."""
   x = np.asarray(image).T if vertical else np.asarray(image)  # [value, depth]
   extent, length = x.shape

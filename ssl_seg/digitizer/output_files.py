@@ -1,7 +1,7 @@
 """What predict writes from digitized curves besides the pictures: NAME.las and summary.csv.
 
 NAME.las holds the curves with a scale, each beside its confidence (NAME_CONF), on a regular
-depth step, with a provenance note; the format itself is `ssl_seg.las_io`'s. summary.csv has a
+depth step, with a provenance note; the format itself is `las`'s. summary.csv has a
 row per scan (or page) with its status, coverage and mean confidence per curve and warnings.
 """
 
@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from ssl_seg import las_io
+from ssl_seg.digitizer import las
 
 
 def provenance_note(source, checkpoint_dir, command, *, step_note=""):
@@ -21,7 +21,7 @@ def provenance_note(source, checkpoint_dir, command, *, step_note=""):
   lines = [f"Digitized from the scan {source} by ssl_seg.predict on {date}.",
            f"Model checkpoint: {checkpoint_dir or 'not recorded'}",
            f"Command: {command or 'not recorded (called from Python)'}",
-           "Curves *_CONF: the digitizer's confidence per sample, 0..1 (ssl_seg.digitize); "
+           "Curves *_CONF: the digitizer's confidence per sample, 0..1 (ssl_seg.digitizer.tracer); "
            "NULL where the curve was not read."]
   if step_note:
     lines.append(step_note)
@@ -45,13 +45,13 @@ def write_las(path, layout, depth_values, series, las_names, labels, step, *, we
     depth, note = depth_values, ""  # Linear in the pixel: already a regular step.
   else:
     step = step or abs(pitch)
-    depth = las_io.regular_depth(first, last, step)
+    depth = las.regular_depth(first, last, step)
     note = (f"Resampled (linear in track position) from the scan's pitch {abs(pitch):.6g} "
             f"{layout.depth_unit} to a step of {step:.6g} {layout.depth_unit}.")
   same = depth is depth_values
 
   def at(x):
-    return x if same else las_io.resample(depth_values, x, depth)
+    return x if same else las.resample(depth_values, x, depth)
 
   curves, units, descriptions = {}, {}, {}
   for m, s, label in zip(las_names, series, labels):
@@ -71,8 +71,8 @@ def write_las(path, layout, depth_values, series, las_names, labels, step, *, we
                      "(NAME_CONF); rename them")
   other = provenance_note(source, provenance.get("checkpoint"), provenance.get("command"),
                           step_note=note)
-  las_io.write(path, depth, curves, depth_unit=layout.depth_unit, well=well, units=units,
-               descriptions=descriptions, other=other)
+  las.write(path, depth, curves, depth_unit=layout.depth_unit, well=well, units=units,
+            descriptions=descriptions, other=other)
 
 
 def low_coverage(outputs, min_coverage):
