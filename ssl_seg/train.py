@@ -11,7 +11,6 @@ uninterrupted one. Records a killed run wrote after its last checkpoint are drop
 
 import contextlib
 import dataclasses
-import json
 import os
 import signal
 import threading
@@ -30,6 +29,7 @@ from ssl_seg import (
   models,
   optim,
   plots,
+  run_log,
   sharding,
   state as state_lib,
   step as step_lib,
@@ -91,7 +91,7 @@ class StageRun:
   schedule: object
   mngr: object
   key: jax.Array
-  writer: metrics.MetricsWriter
+  writer: run_log.Writer
   log: object
   mesh: object
   stop: dict  # {"signal": name of the signal that asked us to stop, or None}
@@ -183,7 +183,7 @@ def run_stage(config, name, workdir, writer, *, log=print, mesh=None, profile=No
     state = sharding.place(state, shardings)
     # Records a killed run wrote after its last checkpoint are redone by this run.
     if writer.enabled:
-      _drop_records_after(writer.path, name, int(state["step"]))
+      run_log.drop_records_after(writer.path, name, int(state["step"]))
     stage_index = list(config.stage_order).index(name)
     batch_sh = sharding.batch_sharding(mesh)
     options = step_lib.compiler_options(stage.model.get("name", ""))
@@ -343,49 +343,6 @@ def _stop_if_asked(run: StageRun, state):
     raise Preempted(f"stage {run.name!r} stopped by {run.stop['signal']} at step "
                     f"{int(state['step'])}; checkpoint saved in {run.mngr.directory}; run the "
                     "same command again to resume")
-
-
-def _rewrite(path, lines):
-  with open(path + ".tmp", "w") as f:
-    f.writelines(lines)
-  os.replace(path + ".tmp", path)
-
-
-def drop_torn_record(path, log=print):
-  """Drops a last line of metrics.jsonl without its newline: a write a kill interrupted (the
-  writer appends whole lines), which would otherwise block every resume, and which the next
-  record would be appended to."""
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    lines = f.readlines()
-  if lines and not lines[-1].endswith("\n"):
-    log(f"warning: {path}, line {len(lines)}: dropped a torn last record (a write cut short by "
-        f"a kill; the resumed run writes it again): {lines[-1][:60]!r}")
-    _rewrite(path, lines[:-1])
-
-
-def _drop_records_after(path, stage_name, step):
-  """Rewrites metrics.jsonl (atomically) without this stage's records past `step`."""
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    lines = f.readlines()
-  keep = []
-  for i, line in enumerate(lines, start=1):
-    if not line.strip():
-      continue
-    try:
-      record = json.loads(line)
-      if not isinstance(record, dict):
-        raise ValueError(f"a JSON {type(record).__name__}, not an object")
-    except ValueError as e:
-      raise ValueError(f"{path}, line {i}: not a JSON record ({e}); delete or fix that line "
-                       "and run the same command again") from None
-    if not (record.get("stage") == stage_name and record.get("step", 0) > step):
-      keep.append(line)
-  if len(keep) != len([line for line in lines if line.strip()]):
-    _rewrite(path, keep)
 
 
 def save_pictures(run: StageRun, state, key, max_examples=4):

@@ -64,11 +64,11 @@ def test_whole_stage_runs_on_eight_devices(measured):
 
 
 def test_a_checkpoint_of_eight_fsdp_devices_resumes_on_one(measured):
-  from ssl_seg import main, metrics
+  from ssl_seg import main, run_log
   lines = []
   main.run(_loop_config(epochs=2), measured["workdir"], only=["pretrain"], log=lines.append)
   assert any("resuming from step 3" in line for line in lines)
-  rows = metrics.read_jsonl(os.path.join(measured["workdir"], "metrics.jsonl"))
+  rows = run_log.read(os.path.join(measured["workdir"], "metrics.jsonl"))
   assert [(r["split"], r["step"]) for r in rows] == [("train", 2), ("eval", 2), ("train", 4),
                                                      ("eval", 4)]
   assert all(np.isfinite(r["loss"]) for r in rows)
@@ -148,7 +148,7 @@ def _device_checks(workdir):
   import jax
 
   from configs import vit_tiny_synthetic, welllog_demo
-  from ssl_seg import main, metrics
+  from ssl_seg import main, run_log
   from ssl_seg.data import sources
   t0 = time.time()
   tick = lambda what: print(f"{time.time() - t0:6.1f} s {what}", file=sys.stderr, flush=True)
@@ -207,7 +207,7 @@ def _device_checks(workdir):
   except train.Preempted:
     pass
   step_lib.make_train_step = make_train_step
-  out["loop"] = metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))[0]
+  out["loop"] = run_log.read(os.path.join(workdir, "metrics.jsonl"))[0]
   cfg.stages.pretrain.batch_size = 4
   try:
     main.run(cfg, workdir + "_bad", only=["pretrain"], log=lambda _: None)

@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from configs import welllog_demo
-from ssl_seg import checkpoint, main, metrics, optim, state as state_lib, step as step_lib, tasks
+from ssl_seg import checkpoint, main, optim, run_log, state as state_lib, step as step_lib, tasks
 from ssl_seg.data import corrupt, sources, welllogs
 
 
@@ -118,7 +118,7 @@ def test_pretrain_then_warm_and_cold_finetune_end_to_end(tmp_path):
   for name in ("synthetic", "finetune_warm", "finetune_cold"):
     assert {"f1_tol1/curve1", "rule/f1/curve1", "rule/f1_tol1/curve2"} <= set(results[name])
   assert "threshold rule" in lines[-2 if "convergence" in lines[-1] else -1]
-  rows = metrics.read_jsonl(tmp_path / "metrics.jsonl")
+  rows = run_log.read(tmp_path / "metrics.jsonl")
   assert {r["stage"] for r in rows} == {"pretrain", "synthetic", "finetune_warm",
                                         "finetune_cold"}
   assert (tmp_path / "convergence.png").exists()
