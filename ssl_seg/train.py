@@ -27,7 +27,6 @@ from ssl_seg import (
   config_utils,
   metrics,
   models,
-  optim,
   plots,
   run_log,
   sharding,
@@ -146,8 +145,8 @@ def run_stage(config, name, workdir, writer, *, log=print, mesh=None, profile=No
   data = _stage_data(stage, name, mesh)
   spe, total = data.steps_per_epoch, data.steps_per_epoch * stage.epochs
 
-  graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=stage.seed)))
-  tx, schedule = optim.make_optimizer(stage.optim, stage.encoder, spe, total, params)
+  built = state_lib.build(stage, spe, total, task=task)
+  graphdef, params, rest, tx, schedule = built[1:]
   abstract = state_lib.abstract_state(params, rest, tx)
   shardings = sharding.state_shardings(abstract, mesh, fsdp=stage.sharding.fsdp,
                                        min_size=stage.sharding.fsdp_min_size)

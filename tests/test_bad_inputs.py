@@ -13,7 +13,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from absl import flags
-from flax import nnx
 from orbax.checkpoint._src.handlers import json_checkpoint_handler
 
 from configs import vit_tiny_synthetic, welllog_demo
@@ -21,7 +20,6 @@ from ssl_seg import (
   checkpoint,
   config_utils,
   main,
-  optim,
   run_log,
   state as state_lib,
   tasks,
@@ -109,10 +107,7 @@ def test_missing_checkpoint_for_init_from(tmp_path):
 
 
 def _state(stage):
-  task = tasks.make_task(stage)
-  _, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=0)))
-  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 2, 4, params)
-  return state_lib.create_state(params, rest, tx)
+  return state_lib.build(stage, 2, 4, seed=0).state()
 
 
 def test_checkpoint_that_does_not_fit_lists_keys_and_shapes(tmp_path):

@@ -3,16 +3,13 @@
 import jax
 import numpy as np
 import pytest
-from flax import nnx
 
-from ssl_seg import checkpoint, optim, state as state_lib, tasks
+from ssl_seg import checkpoint, state as state_lib
 
 
 def _state(stage, seed=0):
-  task = tasks.make_task(stage)
-  graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=seed)))
-  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 10, 100, params)
-  return params, rest, tx
+  built = state_lib.build(stage, 10, 100, seed=seed)
+  return built.params, built.rest, built.tx
 
 
 def _save(stage, stage_dir, seed=0):

@@ -7,15 +7,13 @@ import pytest
 from flax import nnx
 
 from configs import vit_paper, vit_tiny_synthetic
-from ssl_seg import checkpoint, config_utils, optim, state as state_lib, step as step_lib, tasks
+from ssl_seg import checkpoint, config_utils, optim, state as state_lib, step as step_lib
 from ssl_seg.data import sources
 from ssl_seg.tasks import simmim
 
 
 def _model_params(stage):
-  task = tasks.make_task(stage)
-  graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=0)))
-  return task, graphdef, params, rest
+  return state_lib.build(stage, 10, 100, seed=0)[:4]
 
 
 def test_layer_decay_scales_each_layers_first_update_by_decay_to_its_depth():
@@ -60,9 +58,8 @@ def test_probe_freezes_every_segmentation_encoder_and_trains_the_linear_head():
   assert vit_paper.get_config().stages.segment.encoder.policy == "train"  # Off by default.
   stage = cfg.stages.segment
   stage.data.num_train, stage.batch_size = 8, 8
-  task, graphdef, params, rest = _model_params(stage)
-  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 10, 100, params)
-  state = state_lib.create_state(params, rest, tx)
+  built = state_lib.build(stage, 10, 100, seed=0)
+  task, graphdef, tx, state = built.task, built.graphdef, built.tx, built.state()
   before = jax.tree.map(np.asarray, state["params"])
   train_step = step_lib.make_train_step(graphdef, tx, task.loss_fn)
   batch = sources.stage_data(stage).train[0]

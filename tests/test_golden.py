@@ -10,10 +10,9 @@ loss (same batch, same key) pins the updates: the optimizer, its schedule and le
 import jax
 import numpy as np
 import pytest
-from flax import nnx
 
 from configs import welllog_demo
-from ssl_seg import optim, state as state_lib, step as step_lib, tasks
+from ssl_seg import state as state_lib, step as step_lib
 from ssl_seg.data import sources
 
 # task: (config, stage, {metric of step 1: value, "loss_3": the loss of step 3}), from CPU.
@@ -50,10 +49,8 @@ def test_three_train_steps_give_the_pinned_numbers(tiny_config, task_name):
   which, name, want = GOLDEN[task_name]
   stage = _stage(tiny_config, which, name)
   assert stage.task == task_name
-  task = tasks.make_task(stage)
-  graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=0)))
-  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 10, 100, params)
-  state = state_lib.create_state(params, rest, tx)
+  built = state_lib.build(stage, 10, 100, seed=0)
+  task, graphdef, tx, state = built.task, built.graphdef, built.tx, built.state()
   batch = sources.stage_data(stage).train[0]
   train_step = step_lib.make_train_step(graphdef, tx, task.loss_fn)
   state, first = train_step(state, batch, jax.random.key(0))

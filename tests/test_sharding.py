@@ -78,13 +78,9 @@ def test_a_checkpoint_of_eight_fsdp_devices_resumes_on_one(measured):
 
 
 def _setup(stage):
-  from flax import nnx
-
-  from ssl_seg import optim, state as state_lib, tasks
-  task = tasks.make_task(stage)
-  graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=0)))
-  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 10, 100, params)
-  return task, graphdef, tx, state_lib.create_state(params, rest, tx)
+  from ssl_seg import state as state_lib
+  built = state_lib.build(stage, 10, 100, seed=0)
+  return built.task, built.graphdef, built.tx, built.state()
 
 
 def _train(stage, batches, mesh, *, fsdp=False, traces=None, snapshot_at=None):

@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from configs import welllog_demo
-from ssl_seg import checkpoint, main, optim, run_log, state as state_lib, step as step_lib, tasks
+from ssl_seg import checkpoint, main, run_log, state as state_lib, step as step_lib, tasks
 from ssl_seg.data import corrupt, sources, welllogs
 
 
@@ -21,10 +21,8 @@ def _config(num_buckets=3):
 
 
 def _build(stage):
-  task = tasks.make_task(stage)
-  graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=0)))
-  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 10, 100, params)
-  return task, graphdef, tx, state_lib.create_state(params, rest, tx)
+  built = state_lib.build(stage, 10, 100)
+  return built.task, built.graphdef, built.tx, built.state()
 
 
 @pytest.mark.parametrize("stage_name", ["pretrain", "finetune_cold"])
@@ -152,10 +150,8 @@ def test_a_tiny_curvenet_overfits_one_log_on_both_curves():
                                    style=welllogs.RenderStyle(p_two_tracks=0.0, p_header=0.0))
   batch = {"image": np.repeat(image[None, ..., None], 4, 0), "seg": np.repeat(seg[None], 4, 0),
            "valid_px": np.ones((4, 64, 128), bool), "_valid": np.ones(4, bool)}
-  task = tasks.make_task(stage)
-  graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=0)))
-  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 400, 400, params)
-  state = state_lib.create_state(params, rest, tx)
+  built = state_lib.build(stage, 400, 400)
+  task, graphdef, tx, state = built.task, built.graphdef, built.tx, built.state()
   train_step = step_lib.make_train_step(graphdef, tx, task.loss_fn)
   for _ in range(400):
     state, _ = train_step(state, batch, jax.random.key(0))
