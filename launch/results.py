@@ -12,7 +12,7 @@ import glob
 import json
 import os
 
-from ssl_seg import config_utils, run_log
+from ssl_seg import config_utils, paths, run_log
 
 Result = collections.namedtuple("Result", "tags seed final evals info")
 # One line of the run list: status is complete, incomplete, duplicate, unknown or missing.
@@ -148,6 +148,6 @@ def problem_notes(loaded, runs_dir):
   lines = []
   for r in loaded.runs:
     if r.status not in ("complete",):
-      where = os.path.relpath(os.path.join(r.workdir, r.stage), runs_dir)
+      where = os.path.relpath(paths.stage_dir(r.workdir, r.stage), runs_dir)
       lines.append(f"- {r.status}: {where}: {r.note}")
   return lines

@@ -21,6 +21,8 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from ssl_seg import paths
+
 # A failed tensorstore read leaves futures whose errors asyncio logs, with tracebacks, when they
 # are collected, and reads that finish after Orbax closed its event loop report "Event loop is
 # closed" as unraisable exceptions, with tracebacks; `read_newest` reports the failure once, in
@@ -129,15 +131,26 @@ def manager(stage_dir, keep=3):
   """Orbax manager for WORKDIR/<stage>/checkpoints (atomic writes, keeps the last `keep`)."""
   # Handlers named up front (not just item names) so a fresh manager can read item metadata.
   return ocp.CheckpointManager(
-      os.path.abspath(os.path.join(stage_dir, "checkpoints")),
+      os.path.abspath(paths.checkpoints_dir(stage_dir)),
       options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
       item_handlers={"params": ocp.StandardCheckpointHandler(),
                      "train_state": ocp.StandardCheckpointHandler(),
                      "meta": ocp.JsonCheckpointHandler()})
 
 
+def _jsonable(x):
+  """`x` with numpy scalars as Python numbers and dict keys as strings: what JSON takes."""
+  if isinstance(x, dict):
+    return {str(k): _jsonable(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [_jsonable(v) for v in x]
+  if isinstance(x, np.generic):
+    return x.item()
+  return x
+
+
 def save(mngr, state, meta):
-  """Saves the state at its step; `meta` is a JSON-able dict (epoch, stage, config...).
+  """Saves the state at its step; `meta`: a dict (epoch, stage, config...) made JSON-able.
 
   Orbax writes into a temporary directory and renames it when complete, and prunes old steps
   only after that, so a failed write never replaces or removes the last good checkpoint.
@@ -149,7 +162,7 @@ def save(mngr, state, meta):
       mngr.save(step, force=True, args=ocp.args.Composite(
           params=ocp.args.StandardSave(_nest(flatten(state["params"]))),
           train_state=ocp.args.StandardSave(train_state),
-          meta=ocp.args.JsonSave(meta)))
+          meta=ocp.args.JsonSave(_jsonable(meta))))
       mngr.wait_until_finished()
     except (OSError, ValueError) as e:  # Tensorstore reports a full disk as a ValueError.
       failed.append(e)
@@ -274,12 +287,12 @@ def read_newest(mngr, read, *, log=None):
 
 def set_aside_after(mngr, step):
   """Moves steps newer than `step` (unreadable ones a resume skipped) out of the manager's
-  directory into ../broken_checkpoints/, kept for a person, so that the resumed run can write
+  directory into <stage>/broken_checkpoints/, kept for a person, so that the resumed run can write
   those steps again; returns the paths."""
   moved = []
   for s in mngr.all_steps():
     if s > step:
-      dest = os.path.join(os.path.dirname(str(mngr.directory)), "broken_checkpoints",
+      dest = os.path.join(paths.broken_checkpoints_dir(os.path.dirname(str(mngr.directory))),
                           f"{s}-{time.strftime('%Y%m%d-%H%M%S')}")
       os.makedirs(os.path.dirname(dest), exist_ok=True)
       os.replace(os.path.join(str(mngr.directory), str(s)), dest)
@@ -322,7 +335,7 @@ def stage_config(mngr, step):
 def saved_config(stage_dir):
   """The stage config the newest readable checkpoint of `stage_dir` was trained with, or None
   (no checkpoint, none readable, or one saved without its config)."""
-  if not _complete_steps(os.path.join(stage_dir, "checkpoints")):
+  if not _complete_steps(paths.checkpoints_dir(stage_dir)):
     return None
   mngr = manager(stage_dir)
   try:
@@ -353,7 +366,7 @@ def graft(params, source_stage_dir, subtrees=("encoder",), *, allow_partial=Fals
   step is used and named through `log`; a stage that did not finish (no final eval in its
   meta) is refused unless `allow_partial` (the error names the setting as `partial_flag`).
   """
-  ckpt_dir = os.path.join(source_stage_dir, "checkpoints")
+  ckpt_dir = paths.checkpoints_dir(source_stage_dir)
   hint = ("run that stage first (same workdir) or point init_from.stage at a stage directory "
           "that holds checkpoints/")
   if not os.path.isdir(ckpt_dir):
@@ -393,9 +406,9 @@ def graft(params, source_stage_dir, subtrees=("encoder",), *, allow_partial=Fals
 def stage_dir_of(path):
   """A stage directory from itself or its checkpoints/ directory; a clear error otherwise."""
   path = os.path.abspath(os.fspath(path))
-  if os.path.basename(path) == "checkpoints" and os.path.isdir(path):
+  if os.path.basename(path) == paths.CHECKPOINTS and os.path.isdir(path):
     path = os.path.dirname(path)
-  ckpt = os.path.join(path, "checkpoints")
+  ckpt = paths.checkpoints_dir(path)
   if not os.path.isdir(ckpt) or not any(n.isdigit() for n in os.listdir(ckpt)):
     raise FileNotFoundError(f"no checkpoint in {path}: expected a stage directory of a workdir "
                             "(e.g. runs/demo/finetune_warm) or its checkpoints/ directory")

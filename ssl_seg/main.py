@@ -21,6 +21,7 @@ from ssl_seg import (
   distributed,
   host_memory,
   metrics,
+  paths,
   plots,
   profiling,
   run_log,
@@ -86,7 +87,8 @@ def run(config, workdir, only=None, log=print, force=False, profile_steps=None):
   if writer.enabled:
     run_log.drop_torn_record(writer.path, log)
   results = {}
-  trace = profile_steps and profiling.Trace(profile_steps, os.path.join(workdir, "profile"), log)
+  trace = profile_steps and profiling.Trace(profile_steps, os.path.join(workdir, paths.PROFILE),
+                                            log)
   try:
     for name in config.stage_order:
       if only and name not in only:
@@ -113,7 +115,7 @@ def run(config, workdir, only=None, log=print, force=False, profile_steps=None):
   columns = [k for k in SUMMARY_METRICS if any(r.get(k) is not None for _, r in rows)]
   log(metrics.format_table(rows, columns, title="final eval per stage"))
   plot = lead and plots.convergence(run_log.read(writer.path), CONVERGENCE_METRICS,
-                                    os.path.join(workdir, "convergence.png"))
+                                    os.path.join(workdir, paths.CONVERGENCE_PNG))
   if plot:
     log(f"convergence plot: {plot}")
   return results
@@ -125,7 +127,7 @@ def _changed_stages(config, workdir):
   would claim values they were not trained with (also for stages --stages leaves out)."""
   changed = {}
   for name in config.stage_order:
-    saved = checkpoint.saved_config(os.path.join(workdir, name))
+    saved = checkpoint.saved_config(paths.stage_dir(workdir, name))
     diff = saved and config_utils.config_changes(saved, config.stages[name].to_dict())
     if diff:
       changed[name] = [f"stages.{name}.{d}" for d in diff]
@@ -141,9 +143,11 @@ def _move_aside(config, workdir, changed):
       stale.add(name)
   aside = os.path.join(workdir, time.strftime("replaced-%Y%m%d-%H%M%S"))
   os.makedirs(aside)
-  for name in sorted(stale) + ["tensorboard", "convergence.png"]:
-    if os.path.exists(os.path.join(workdir, name)):
-      os.replace(os.path.join(workdir, name), os.path.join(aside, name))
+  moving = [paths.stage_dir(workdir, name) for name in sorted(stale)] + [
+      os.path.join(workdir, paths.TENSORBOARD), os.path.join(workdir, paths.CONVERGENCE_PNG)]
+  for path in moving:
+    if os.path.exists(path):
+      os.replace(path, os.path.join(aside, os.path.basename(path)))
   run_log.move_stages(run_log.path(workdir), run_log.path(aside), stale)
   return aside
 

@@ -12,6 +12,8 @@ import os
 import jax
 import numpy as np
 
+from ssl_seg import paths
+
 FILENAME = "metrics.jsonl"
 _TEXT_KEYS = ("stage", "task", "split")  # The only non-numeric fields of a record.
 _MAX_WARNINGS = 5  # Per file, in `read_rows`; the rest are counted.
@@ -29,7 +31,7 @@ class Writer:
 
   def __init__(self, workdir):
     self.path = path(workdir)
-    self._tb_dir = os.path.join(workdir, "tensorboard")
+    self._tb_dir = os.path.join(workdir, paths.TENSORBOARD)
     self._tb = None
     self.enabled = jax.process_index() == 0
 
