@@ -149,10 +149,13 @@ def _with_ids(batch, indices):
 
 def _bucketed_epochs(stage, logs, widths, num_epochs, seed):
   """Batches of the training loop's bucket plan (as `sources._bucketed_stage_data` builds it)."""
-  plan = buckets.BucketPlan.from_widths(widths, base_batch_size=_BATCH.value,
-                                        max_buckets=_BUCKETS.value,
-                                        max_batch_size=stage.data.max_batch_size or None,
-                                        seed=seed, drop_remainder=False, fill_remainder=True)
+  bucket_widths = buckets.bucket_widths_for(widths, multiple=32, max_buckets=_BUCKETS.value)
+  counts = np.bincount(buckets.assign_buckets(widths, bucket_widths),
+                       minlength=len(bucket_widths))
+  sizes = buckets.batch_sizes_for(bucket_widths, base_batch_size=_BATCH.value, counts=counts,
+                                  max_batch_size=stage.data.max_batch_size or None)
+  plan = buckets.BucketPlan(widths, bucket_widths, sizes, seed=seed, drop_remainder=False,
+                            fill_remainder=True)
   ds = buckets.plan_dataset(logs, plan, num_epochs=num_epochs)
   steps = plan.batches_per_shard
   ids = [idx for e in range(num_epochs) for _, idx in plan.batches(e)]
