@@ -331,7 +331,8 @@ def test_tiny_end_to_end_pretrain_classify_segment_from_files(tmp_path):
   assert set(results) == {"pretrain", "classify", "segment_via_classify"}
   rows = run_log.read(tmp_path / "work" / "metrics.jsonl")
   seg = [r for r in rows if r["stage"] == "segment_via_classify" and r["split"] == "eval"]
-  assert seg and 0.0 <= seg[-1]["miou"] <= 1.0 and "iou/border" in seg[-1]
-  assert [r for r in rows if r["stage"] == "classify" and r["split"] == "eval"][-1]["acc"] >= 0
+  # Each stage evaluated with its task's metrics (values are pinned per task in test_golden).
+  assert seg and {"miou", "iou/border"} <= set(seg[-1])
+  assert "acc" in [r for r in rows if r["stage"] == "classify" and r["split"] == "eval"][-1]
   caches = sorted(os.listdir(tmp_path / "cache"))
   assert len(caches) == 5  # Folder train/eval, Intel train/test, the Pet pool.
