@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from configs import vit_paper, vit_tiny_synthetic
-from ssl_seg import checkpoint, config_utils, optim, state as state_lib, step as step_lib
+from ssl_seg import config_utils, optim, state as state_lib, step as step_lib, tree_paths
 from ssl_seg.data import sources
 from ssl_seg.tasks import simmim
 
@@ -24,7 +24,7 @@ def test_layer_decay_scales_each_layers_first_update_by_decay_to_its_depth():
   grads = jax.tree.map(jnp.ones_like, params)
   # Adam's first step is lr * g / |g| = lr per element: what is left is the layer's scale.
   updates, _ = tx.update(grads, tx.init(params), params)
-  step = {k: float(np.abs(np.asarray(v)).mean()) for k, v in checkpoint.flatten(updates).items()}
+  step = {k: float(np.abs(np.asarray(v)).mean()) for k, v in tree_paths.flatten(updates).items()}
   expect = {"encoder/patch_embed/kernel": 0.5**3, "encoder/posemb": 0.5**3,
             "encoder/cls_token": 0.5**3, "encoder/blocks/0/attn/qkv/kernel": 0.5**2,
             "encoder/blocks/1/mlp/fc2/kernel": 0.5, "encoder/norm/scale": 1.0,

@@ -7,7 +7,15 @@ import pytest
 from flax import nnx
 
 from configs import welllog_demo
-from ssl_seg import checkpoint, main, run_log, state as state_lib, step as step_lib, tasks
+from ssl_seg import (
+  checkpoint,
+  main,
+  run_log,
+  state as state_lib,
+  step as step_lib,
+  tasks,
+  tree_paths,
+)
 from ssl_seg.data import corrupt, sources, welllogs
 
 
@@ -90,9 +98,9 @@ def test_denoising_encoder_grafts_into_the_segmenter_bit_for_bit(tmp_path):
   checkpoint.save(mngr, pre, {})
   mngr.close()
   _, _, _, fresh = _build(cfg.stages.finetune_warm)
-  grafted = checkpoint.flatten(checkpoint.graft(fresh["params"], str(tmp_path / "pretrain"),
+  grafted = tree_paths.flatten(checkpoint.graft(fresh["params"], str(tmp_path / "pretrain"),
                                                 allow_partial=True))
-  saved = checkpoint.flatten(pre["params"])
+  saved = tree_paths.flatten(pre["params"])
   encoder_keys = [k for k in grafted if k.startswith("encoder/")]
   assert any("blocks" in k for k in encoder_keys)  # The bottleneck transformer comes along.
   for k in encoder_keys:
