@@ -5,7 +5,9 @@ and update the numbers in the same commit, saying why.
 
 The tasks' heads start at zero, so the first loss alone is often log(K) whatever the encoder
 does; the first step's gradient norm pins the init and the forward pass, and the third step's
-loss (same batch, same key) pins the updates: the optimizer, its schedule and learning rate."""
+loss (same batch, same key) pins the updates: the optimizer, its schedule and learning rate.
+Checked to fail on init seed 0 -> 1 and on lr x 1.01, every task. The numbers are CPU's (the
+suite runs there); with XLA's optimizations on or off (conftest) they agree to ~1e-7."""
 
 import jax
 import numpy as np
