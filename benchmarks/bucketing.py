@@ -34,12 +34,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
-from flax import nnx  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from benchmarks import output  # noqa: E402
 from configs import welllog_demo  # noqa: E402
-from ssl_seg import optim, state as state_lib, step as step_lib, tasks  # noqa: E402
+from ssl_seg import state as state_lib, step as step_lib  # noqa: E402
 from ssl_seg.data import buckets, welllogs  # noqa: E402
 from ssl_seg.models import curvenet  # noqa: E402
 
@@ -69,16 +68,13 @@ def _stage():
 
 def _fresh_step(stage, traces, steps_per_epoch, total_steps):
   """A fresh model, state and jitted train step whose traces append to `traces`."""
-  task = tasks.make_task(stage)
+  built = state_lib.build(stage, steps_per_epoch, total_steps)
 
   def counting_loss(*args, **kwargs):
     traces.append(1)  # Python runs the loss once per trace, i.e. once per compilation.
-    return task.loss_fn(*args, **kwargs)
+    return built.task.loss_fn(*args, **kwargs)
 
-  graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=stage.seed)))
-  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, steps_per_epoch, total_steps, params)
-  state = state_lib.create_state(params, rest, tx)
-  return step_lib.make_train_step(graphdef, tx, counting_loss), state
+  return step_lib.make_train_step(built.graphdef, built.tx, counting_loss), built.state()
 
 
 def _run(name, stage, epochs):
@@ -153,10 +149,13 @@ def _with_ids(batch, indices):
 
 def _bucketed_epochs(stage, logs, widths, num_epochs, seed):
   """Batches of the training loop's bucket plan (as `sources._bucketed_stage_data` builds it)."""
-  plan = buckets.BucketPlan.from_widths(widths, base_batch_size=_BATCH.value,
-                                        max_buckets=_BUCKETS.value,
-                                        max_batch_size=stage.data.max_batch_size or None,
-                                        seed=seed, drop_remainder=False, fill_remainder=True)
+  bucket_widths = buckets.bucket_widths_for(widths, multiple=32, max_buckets=_BUCKETS.value)
+  counts = np.bincount(buckets.assign_buckets(widths, bucket_widths),
+                       minlength=len(bucket_widths))
+  sizes = buckets.batch_sizes_for(bucket_widths, base_batch_size=_BATCH.value, counts=counts,
+                                  max_batch_size=stage.data.max_batch_size or None)
+  plan = buckets.BucketPlan(widths, bucket_widths, sizes, seed=seed, drop_remainder=False,
+                            fill_remainder=True)
   ds = buckets.plan_dataset(logs, plan, num_epochs=num_epochs)
   steps = plan.batches_per_shard
   ids = [idx for e in range(num_epochs) for _, idx in plan.batches(e)]

@@ -28,12 +28,11 @@ import jax  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
-from flax import nnx  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from benchmarks import output  # noqa: E402
 from configs import common, vit_paper  # noqa: E402
-from ssl_seg import optim, state as state_lib, step as step_lib, tasks  # noqa: E402
+from ssl_seg import state as state_lib, step as step_lib  # noqa: E402
 from ssl_seg.data import image_files, natural, pipeline  # noqa: E402
 
 _VARIANT = flags.DEFINE_enum("variant", "paper", ["paper", "tiny"], "ViT size of the step.")
@@ -105,18 +104,15 @@ def main(argv):
     rows.append({"name": "grain_records", "images_per_s": _rate(lambda: next(batches), batch,
                                                                 steps)})
 
-    task = tasks.make_task(stage)
-    graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=0)))
+    built = state_lib.build(stage, 100, 10_000, seed=0)
     augment = jax.jit(lambda b, k: _augment_only(stage, b, k))
     key = jax.random.key(0)
     rows.append({"name": "grain_augment", "images_per_s": _rate(
         lambda: jax.block_until_ready(augment(next(batches), key)), batch, steps)})
 
-    tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 100, 10_000, params)
-    state = state_lib.create_state(params, rest, tx)
-    train_step = step_lib.make_train_step(graphdef, tx, task.loss_fn)
+    train_step = step_lib.make_train_step(built.graphdef, built.tx, built.task.loss_fn)
     fixed = jax.device_put(next(batches))
-    box = {"state": state}
+    box = {"state": built.state()}
 
     def step(batch_data):
       box["state"], m = train_step(box["state"], batch_data, key)

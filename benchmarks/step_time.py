@@ -41,11 +41,10 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
-from flax import nnx  # noqa: E402
 
 from benchmarks import output  # noqa: E402
 from configs import common, vit_paper, welllog_demo  # noqa: E402
-from ssl_seg import host_memory, optim, state as state_lib, step as step_lib, tasks  # noqa: E402
+from ssl_seg import host_memory, state as state_lib, step as step_lib  # noqa: E402
 from ssl_seg.data import buckets, synthetic, welllogs  # noqa: E402
 
 # benchmark task -> (model family, stage of the config it comes from).
@@ -185,12 +184,10 @@ class StepRunner:
     stage = make_stage(task, size, dtype)
     stage.batch_size = batch_size
     stage.augment.enabled = augment
-    task_obj = tasks.make_task(stage)
-    graphdef, params, rest = state_lib.split_model(task_obj.build_model(nnx.Rngs(params=0)))
-    self.num_params = sum(x.size for x in jax.tree.leaves(params))
-    tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 100, 100 * stage.epochs, params)
-    self.state = state_lib.create_state(params, rest, tx)
-    train_step = step_lib.make_train_step(graphdef, tx, task_obj.loss_fn)
+    built = state_lib.build(stage, 100, 100 * stage.epochs, seed=0)
+    self.num_params = sum(x.size for x in jax.tree.leaves(built.params))
+    self.state = built.state()
+    train_step = step_lib.make_train_step(built.graphdef, built.tx, built.task.loss_fn)
     self.host = make_batch(task, stage, batch_size, log_height, log_width)
     self.batch = jax.device_put(self.host)
     self.key = jax.random.key(0)

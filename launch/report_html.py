@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from launch import report, report_page, results
+from ssl_seg import paths
 
 MAX_PICTURES = 40  # Per page; with PER_STAGE per group and stage.
 MAX_PICTURE_BYTES = 12 * 2**20
@@ -198,8 +199,8 @@ def pictures(runs, base):
     if run.status != "complete" or run.group in seen:  # The group's first seed only.
       continue
     seen.add(run.group)
-    pngs = sorted(glob.glob(os.path.join(glob.escape(run.workdir), run.stage, "*.png")),
-                  key=_natural)
+    stage_dir = paths.stage_dir(glob.escape(run.workdir), run.stage)
+    pngs = sorted(glob.glob(os.path.join(stage_dir, "*.png")), key=_natural)
     for path in pngs[:PER_STAGE]:
       size = os.path.getsize(path)
       if len(out) >= MAX_PICTURES or total + size > MAX_PICTURE_BYTES:

@@ -1,4 +1,4 @@
-"""Which runs count: metrics.jsonl read line by line, stages judged finished or not, duplicates.
+"""Which runs count: metrics.jsonl rows (ssl_seg.run_log), stages judged finished, duplicates.
 
 A stage is finished when its last eval row is at its config's `epochs` (every stage evaluates
 at its last epoch, so an interrupted stage's last row is an intermediate eval), or, where
@@ -12,10 +12,7 @@ import glob
 import json
 import os
 
-from ssl_seg import config_utils
-
-_TEXT_KEYS = ("stage", "task", "split")  # The only non-numeric fields of a metrics row.
-_MAX_WARNINGS = 5  # Per file; the rest are counted.
+from ssl_seg import config_utils, paths, run_log
 
 Result = collections.namedtuple("Result", "tags seed final evals info")
 # One line of the run list: status is complete, incomplete, duplicate, unknown or missing.
@@ -34,51 +31,6 @@ def read_json(path):
   except (OSError, ValueError):
     return {}
   return value if isinstance(value, dict) else {}
-
-
-def _row_problem(row):
-  if not isinstance(row, dict):
-    return f"is a JSON {type(row).__name__}, not an object"
-  for key in ("stage", "split"):
-    if not isinstance(row.get(key), str):
-      return f"has no text field {key!r}"
-  if row["split"] == "eval" and (isinstance(row.get("epoch"), bool)
-                                 or not isinstance(row.get("epoch"), int)):
-    return f"has epoch {row.get('epoch')!r}, not an integer"
-  return None
-
-
-def read_rows(path, warnings=None):
-  """Well-formed metrics.jsonl rows; `warnings` gets one line per bad line or value."""
-  rows, problems = [], []
-  with open(path, encoding="utf-8", errors="replace") as f:
-    lines = f.readlines()
-  for i, line in enumerate(lines, 1):
-    if not line.strip():
-      continue
-    try:
-      row = json.loads(line)
-    except ValueError as e:
-      torn = i == len(lines) and not line.endswith("\n")
-      problems.append((i, "is cut short (a run still writing, or killed mid-write); skipped"
-                       if torn else f"is not JSON ({e}); skipped"))
-      continue
-    problem = _row_problem(row)
-    if problem:
-      problems.append((i, f"{problem}; skipped"))
-      continue
-    if row["split"] == "eval":
-      for k, v in list(row.items()):
-        if k not in _TEXT_KEYS and (isinstance(v, bool) or not isinstance(v, (int, float))):
-          problems.append((i, f"{k!r} is {type(v).__name__} {json.dumps(v)[:40]}, not a "
-                           "number; ignored"))
-          del row[k]
-    rows.append(row)
-  if warnings is not None:
-    warnings += [f"warning: {path}:{i}: line {i} {why}" for i, why in problems[:_MAX_WARNINGS]]
-    if len(problems) > _MAX_WARNINGS:
-      warnings.append(f"warning: {path}: {len(problems) - _MAX_WARNINGS} more bad lines")
-  return rows
 
 
 def _hashable(v):
@@ -114,14 +66,14 @@ def collect(runs_dir):
   settings; `info` holds the stage config, the run's config and the workdir.
   """
   found, runs, warnings, first = [], [], [], {}
-  for path in sorted(glob.glob(os.path.join(runs_dir, "**", "metrics.jsonl"), recursive=True)):
+  for path in sorted(glob.glob(run_log.path(os.path.join(runs_dir, "**")), recursive=True)):
     workdir = os.path.dirname(path)
     run_cfg = read_json(os.path.join(workdir, "config.json"))
     sweep_run = read_json(os.path.join(workdir, "sweep_run.json"))
     done = read_json(os.path.join(workdir, "sweep_done.json"))
     run_done = bool(done) and done.get("fingerprint") == sweep_run.get("fingerprint")
     settings = sweep_run.get("settings") if isinstance(sweep_run.get("settings"), dict) else {}
-    rows = read_rows(path, warnings)
+    rows = run_log.read_rows(path, warnings)
     for stage in dict.fromkeys(r["stage"] for r in rows):
       evals = [r for r in rows if r["stage"] == stage and r["split"] == "eval"]
       stage_cfg = (run_cfg.get("stages") or {}).get(stage) or {}
@@ -177,7 +129,7 @@ def sweep_status(runs_dir):
       marker = read_json(os.path.join(workdir, "sweep_done.json"))
       if marker and marker.get("fingerprint") == run.get("fingerprint"):
         done.append(run["name"])
-      elif os.path.exists(os.path.join(workdir, "metrics.jsonl")):
+      elif os.path.exists(run_log.path(workdir)):
         partial.append(run["name"])
       else:
         missing.append(run["name"])
@@ -196,6 +148,6 @@ def problem_notes(loaded, runs_dir):
   lines = []
   for r in loaded.runs:
     if r.status not in ("complete",):
-      where = os.path.relpath(os.path.join(r.workdir, r.stage), runs_dir)
+      where = os.path.relpath(paths.stage_dir(r.workdir, r.stage), runs_dir)
       lines.append(f"- {r.status}: {where}: {r.note}")
   return lines

@@ -21,6 +21,8 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from ssl_seg import paths, tree_paths
+
 # A failed tensorstore read leaves futures whose errors asyncio logs, with tracebacks, when they
 # are collected, and reads that finish after Orbax closed its event loop report "Event loop is
 # closed" as unraisable exceptions, with tracebacks; `read_newest` reports the failure once, in
@@ -60,41 +62,6 @@ class CheckpointReadError(ValueError):
   """No step of a checkpoint directory can be read (truncated, corrupted, an item missing)."""
 
 
-def _key_name(k):
-  for attr in ("key", "name", "idx"):
-    if hasattr(k, attr):
-      return str(getattr(k, attr))
-  return str(k)
-
-
-def flatten(tree):
-  """{'a/b/c': leaf} for every leaf of any pytree (nnx State, optax states, dicts).
-
-  nnx Variables flatten to a trailing `.value` attribute; it is dropped so names read like
-  the module attributes ('encoder/blocks/0/attn/qkv/kernel').
-  """
-  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {"/".join(_key_name(k) for k in path
-                   if getattr(k, "name", None) != "value"): leaf for path, leaf in leaves}
-
-
-def _nest(flat):
-  out = {}
-  for name, leaf in flat.items():
-    node = out
-    *parents, last = name.split("/")
-    for p in parents:
-      node = node.setdefault(p, {})
-    node[last] = leaf
-  return out
-
-
-def _describe(names, limit=20):
-  names = sorted(names)
-  more = f" ... and {len(names) - limit} more" if len(names) > limit else ""
-  return ", ".join(names[:limit]) + more
-
-
 def fill(target, flat, *, what, keep_init=()):
   """Leaves of `flat` (by path) placed into the structure of `target`; strict about fit.
 
@@ -103,53 +70,49 @@ def fill(target, flat, *, what, keep_init=()):
     flat: {'path': array} as written by `save`.
     keep_init: path prefixes of `target` that may be absent from `flat` and keep their value.
   """
-  target_flat = flatten(target)
-  missing = [k for k in target_flat if k not in flat and not k.startswith(tuple(keep_init))]
-  unexpected = [k for k in flat if k not in target_flat]
-  mismatched = [f"{k}: checkpoint {tuple(np.shape(flat[k]))} vs model "
-                f"{tuple(target_flat[k].shape)}"
-                for k in target_flat if k in flat and np.shape(flat[k]) != target_flat[k].shape]
-  if missing or unexpected or mismatched:
-    parts = [f"checkpoint does not fit the model ({what}):"]
-    if missing:
-      parts.append(f"  missing keys ({len(missing)}): {_describe(missing)}")
-    if unexpected:
-      parts.append(f"  unexpected keys ({len(unexpected)}): {_describe(unexpected)}")
-    if mismatched:
-      parts.append(f"  shape mismatches ({len(mismatched)}): {_describe(mismatched)}")
-    raise CheckpointMismatchError("\n".join(parts))
-  leaves, treedef = jax.tree.flatten(target)
-  names = list(target_flat)
-  new = [np.asarray(flat[n]).astype(leaf.dtype) if n in flat else leaf
-         for n, leaf in zip(names, leaves)]
-  return jax.tree.unflatten(treedef, new)
+  problems = tree_paths.mismatches(target, flat, keep_init)
+  if problems:
+    raise CheckpointMismatchError("\n".join(
+        [f"checkpoint does not fit the model ({what}):", *problems]))
+  return tree_paths.place(target, flat)
 
 
 def manager(stage_dir, keep=3):
   """Orbax manager for WORKDIR/<stage>/checkpoints (atomic writes, keeps the last `keep`)."""
   # Handlers named up front (not just item names) so a fresh manager can read item metadata.
   return ocp.CheckpointManager(
-      os.path.abspath(os.path.join(stage_dir, "checkpoints")),
+      os.path.abspath(paths.checkpoints_dir(stage_dir)),
       options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
       item_handlers={"params": ocp.StandardCheckpointHandler(),
                      "train_state": ocp.StandardCheckpointHandler(),
                      "meta": ocp.JsonCheckpointHandler()})
 
 
+def _jsonable(x):
+  """`x` with numpy scalars as Python numbers and dict keys as strings: what JSON takes."""
+  if isinstance(x, dict):
+    return {str(k): _jsonable(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [_jsonable(v) for v in x]
+  if isinstance(x, np.generic):
+    return x.item()
+  return x
+
+
 def save(mngr, state, meta):
-  """Saves the state at its step; `meta` is a JSON-able dict (epoch, stage, config...).
+  """Saves the state at its step; `meta`: a dict (epoch, stage, config...) made JSON-able.
 
   Orbax writes into a temporary directory and renames it when complete, and prunes old steps
   only after that, so a failed write never replaces or removes the last good checkpoint.
   """
   step = int(state["step"])
-  train_state = _nest(flatten({k: state[k] for k in TRAIN_STATE_KEYS}))
+  train_state = tree_paths.nest(tree_paths.flatten({k: state[k] for k in TRAIN_STATE_KEYS}))
   with _stderr_kept_unless_failed() as failed:
     try:
       mngr.save(step, force=True, args=ocp.args.Composite(
-          params=ocp.args.StandardSave(_nest(flatten(state["params"]))),
+          params=ocp.args.StandardSave(tree_paths.nest(tree_paths.flatten(state["params"]))),
           train_state=ocp.args.StandardSave(train_state),
-          meta=ocp.args.JsonSave(meta)))
+          meta=ocp.args.JsonSave(_jsonable(meta))))
       mngr.wait_until_finished()
     except (OSError, ValueError) as e:  # Tensorstore reports a full disk as a ValueError.
       failed.append(e)
@@ -274,12 +237,12 @@ def read_newest(mngr, read, *, log=None):
 
 def set_aside_after(mngr, step):
   """Moves steps newer than `step` (unreadable ones a resume skipped) out of the manager's
-  directory into ../broken_checkpoints/, kept for a person, so that the resumed run can write
+  directory into <stage>/broken_checkpoints/, kept for a person, so that the resumed run can write
   those steps again; returns the paths."""
   moved = []
   for s in mngr.all_steps():
     if s > step:
-      dest = os.path.join(os.path.dirname(str(mngr.directory)), "broken_checkpoints",
+      dest = os.path.join(paths.broken_checkpoints_dir(os.path.dirname(str(mngr.directory))),
                           f"{s}-{time.strftime('%Y%m%d-%H%M%S')}")
       os.makedirs(os.path.dirname(dest), exist_ok=True)
       os.replace(os.path.join(str(mngr.directory), str(s)), dest)
@@ -294,9 +257,9 @@ def restore_state(mngr, target_state, step=None, *, log=None):
     step, got = read_newest(mngr, lambda s: _restore_items(mngr, s, ITEMS), log=log)
   else:
     got = _restore_items(mngr, step, ITEMS)
-  state = {"params": fill(target_state["params"], flatten(got["params"]), what="params")}
+  state = {"params": fill(target_state["params"], tree_paths.flatten(got["params"]), what="params")}
   rest = {k: target_state[k] for k in TRAIN_STATE_KEYS}
-  state.update(fill(rest, flatten(got["train_state"]), what="train state"))
+  state.update(fill(rest, tree_paths.flatten(got["train_state"]), what="train state"))
   return state, dict(got["meta"])
 
 
@@ -322,7 +285,7 @@ def stage_config(mngr, step):
 def saved_config(stage_dir):
   """The stage config the newest readable checkpoint of `stage_dir` was trained with, or None
   (no checkpoint, none readable, or one saved without its config)."""
-  if not _complete_steps(os.path.join(stage_dir, "checkpoints")):
+  if not _complete_steps(paths.checkpoints_dir(stage_dir)):
     return None
   mngr = manager(stage_dir)
   try:
@@ -341,7 +304,7 @@ def restore_params(mngr, target_params, step=None):
   """
   step = mngr.latest_step() if step is None else step
   saved = _restore_items(mngr, step, ("params",))["params"]
-  return fill(target_params, flatten(saved), what=f"params of step {step}")
+  return fill(target_params, tree_paths.flatten(saved), what=f"params of step {step}")
 
 
 def graft(params, source_stage_dir, subtrees=("encoder",), *, allow_partial=False, log=None,
@@ -353,7 +316,7 @@ def graft(params, source_stage_dir, subtrees=("encoder",), *, allow_partial=Fals
   step is used and named through `log`; a stage that did not finish (no final eval in its
   meta) is refused unless `allow_partial` (the error names the setting as `partial_flag`).
   """
-  ckpt_dir = os.path.join(source_stage_dir, "checkpoints")
+  ckpt_dir = paths.checkpoints_dir(source_stage_dir)
   hint = ("run that stage first (same workdir) or point init_from.stage at a stage directory "
           "that holds checkpoints/")
   if not os.path.isdir(ckpt_dir):
@@ -366,7 +329,7 @@ def graft(params, source_stage_dir, subtrees=("encoder",), *, allow_partial=Fals
     step, got = read_newest(src, lambda s: _restore_items(src, s, ("meta", "params")), log=log)
   finally:
     src.close()
-  meta, saved = dict(got["meta"]), flatten(got["params"])
+  meta, saved = dict(got["meta"]), tree_paths.flatten(got["params"])
   finished = "final_eval" in meta
   if not finished and not allow_partial:
     epochs = (meta.get("config") or {}).get("epochs", "?")
@@ -380,7 +343,7 @@ def graft(params, source_stage_dir, subtrees=("encoder",), *, allow_partial=Fals
     raise CheckpointMismatchError(f"checkpoint in {source_stage_dir} has no subtree "
                                   f"{list(subtrees)}; top-level keys: "
                                   f"{sorted({k.split('/')[0] for k in saved})}")
-  own = flatten(params)
+  own = tree_paths.flatten(params)
   keep = [k for k in own if not k.startswith(prefixes)]
   grafted = fill(params, chosen, what=f"graft {list(subtrees)} from {source_stage_dir}",
                  keep_init=keep)
@@ -393,9 +356,9 @@ def graft(params, source_stage_dir, subtrees=("encoder",), *, allow_partial=Fals
 def stage_dir_of(path):
   """A stage directory from itself or its checkpoints/ directory; a clear error otherwise."""
   path = os.path.abspath(os.fspath(path))
-  if os.path.basename(path) == "checkpoints" and os.path.isdir(path):
+  if os.path.basename(path) == paths.CHECKPOINTS and os.path.isdir(path):
     path = os.path.dirname(path)
-  ckpt = os.path.join(path, "checkpoints")
+  ckpt = paths.checkpoints_dir(path)
   if not os.path.isdir(ckpt) or not any(n.isdigit() for n in os.listdir(ckpt)):
     raise FileNotFoundError(f"no checkpoint in {path}: expected a stage directory of a workdir "
                             "(e.g. runs/demo/finetune_warm) or its checkpoints/ directory")

@@ -4,7 +4,7 @@ r"""Trained encoders out of a workdir and into fresh models: a flat `.npz` and `
 
 `--checkpoint` is a stage directory (its newest readable step) or its checkpoints/ directory.
 The file holds one float32 array per parameter of the subtree, named by its module path as in
-the checkpoints (`checkpoint.flatten`; nnx attribute names, list indices as path parts):
+the checkpoints (`tree_paths.flatten`; nnx attribute names, list indices as path parts):
 
   encoder/patch_norm/{scale,bias}        [p*p*C]      LayerNorm of the flattened patches
   encoder/patch_embed/{kernel,bias}      [p*p*C, D]   patch pixels (p, q, c order) -> width
@@ -36,7 +36,7 @@ import numpy as np
 from absl import app, flags, logging
 from flax import nnx
 
-from ssl_seg import checkpoint, config_utils, models, state as state_lib, tasks
+from ssl_seg import checkpoint, config_utils, models, state as state_lib, tasks, tree_paths
 from ssl_seg.models import vit
 
 CONFIG_KEY = "__config__"
@@ -69,7 +69,7 @@ def restore_model(path, step=None, *, log=None):
 
 def encoder_arrays(model, subtree="encoder"):
   """{'encoder/...': float32 array} of one top-level subtree of a task model."""
-  params = checkpoint.flatten(nnx.state(model, nnx.Param))
+  params = tree_paths.flatten(nnx.state(model, nnx.Param))
   prefix = subtree + "/"
   out = {k: np.asarray(v) for k, v in params.items() if k.startswith(prefix)}
   if not out:

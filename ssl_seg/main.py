@@ -5,7 +5,6 @@ a mistyped name is an error, never a silent new field). A workdir whose stages w
 with another config is refused (exit 2) unless --force, which moves their results aside.
 """
 
-import json
 import os
 import sys
 import time
@@ -22,8 +21,10 @@ from ssl_seg import (
   distributed,
   host_memory,
   metrics,
+  paths,
   plots,
   profiling,
+  run_log,
   train,
 )
 
@@ -82,11 +83,12 @@ def run(config, workdir, only=None, log=print, force=False, profile_steps=None):
       log(f"config differs from this workdir's earlier run; its config.json is kept as {kept}")
   if changed and jax.process_count() > 1:  # No process starts a stage before the move is done.
     multihost_utils.sync_global_devices("ssl_seg.main: --force moved stages aside")
-  writer = metrics.MetricsWriter(workdir)
+  writer = run_log.Writer(workdir)
   if writer.enabled:
-    train.drop_torn_record(writer.path, log)
+    run_log.drop_torn_record(writer.path, log)
   results = {}
-  trace = profile_steps and profiling.Trace(profile_steps, os.path.join(workdir, "profile"), log)
+  trace = profile_steps and profiling.Trace(profile_steps, os.path.join(workdir, paths.PROFILE),
+                                            log)
   try:
     for name in config.stage_order:
       if only and name not in only:
@@ -112,8 +114,8 @@ def run(config, workdir, only=None, log=print, force=False, profile_steps=None):
   # Only the columns some stage reports: a ViT run shows no curve F1, a well-log run no acc.
   columns = [k for k in SUMMARY_METRICS if any(r.get(k) is not None for _, r in rows)]
   log(metrics.format_table(rows, columns, title="final eval per stage"))
-  plot = lead and plots.convergence(metrics.read_jsonl(writer.path), CONVERGENCE_METRICS,
-                                    os.path.join(workdir, "convergence.png"))
+  plot = lead and plots.convergence(run_log.read(writer.path), CONVERGENCE_METRICS,
+                                    os.path.join(workdir, paths.CONVERGENCE_PNG))
   if plot:
     log(f"convergence plot: {plot}")
   return results
@@ -125,7 +127,7 @@ def _changed_stages(config, workdir):
   would claim values they were not trained with (also for stages --stages leaves out)."""
   changed = {}
   for name in config.stage_order:
-    saved = checkpoint.saved_config(os.path.join(workdir, name))
+    saved = checkpoint.saved_config(paths.stage_dir(workdir, name))
     diff = saved and config_utils.config_changes(saved, config.stages[name].to_dict())
     if diff:
       changed[name] = [f"stages.{name}.{d}" for d in diff]
@@ -141,26 +143,13 @@ def _move_aside(config, workdir, changed):
       stale.add(name)
   aside = os.path.join(workdir, time.strftime("replaced-%Y%m%d-%H%M%S"))
   os.makedirs(aside)
-  for name in sorted(stale) + ["tensorboard", "convergence.png"]:
-    if os.path.exists(os.path.join(workdir, name)):
-      os.replace(os.path.join(workdir, name), os.path.join(aside, name))
-  path = os.path.join(workdir, "metrics.jsonl")
-  if os.path.exists(path):
-    with open(path) as f:
-      lines = f.readlines()
-    with open(os.path.join(aside, "metrics.jsonl"), "w") as f:
-      f.writelines(lines)
-    with open(path + ".tmp", "w") as f:
-      f.writelines(line for line in lines if _stage_of(line) not in stale)
-    os.replace(path + ".tmp", path)
+  moving = [paths.stage_dir(workdir, name) for name in sorted(stale)] + [
+      os.path.join(workdir, paths.TENSORBOARD), os.path.join(workdir, paths.CONVERGENCE_PNG)]
+  for path in moving:
+    if os.path.exists(path):
+      os.replace(path, os.path.join(aside, os.path.basename(path)))
+  run_log.move_stages(run_log.path(workdir), run_log.path(aside), stale)
   return aside
-
-
-def _stage_of(line):
-  try:
-    return json.loads(line).get("stage")
-  except (ValueError, AttributeError):
-    return None  # A torn or foreign line stays; the run reports it.
 
 
 def main(argv):

@@ -7,9 +7,6 @@ per-image mIoU instead (`per_image_iou`), which weighs small images and rare cla
 image as much as large ones; we report both when asked.
 """
 
-import json
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -150,58 +147,3 @@ def summary_table(final, class_names=(), title=None):
   rows.append(("all", totals))
   columns = (list(PER_CLASS) if class_names else []) + list(totals)
   return format_table(rows, columns, title)
-
-
-class MetricsWriter:
-  """Appends flat JSON lines to WORKDIR/metrics.jsonl and mirrors scalars to TensorBoard.
-
-  In a multi-host run every process computes the same records; only process 0 writes them.
-  """
-
-  def __init__(self, workdir):
-    self.path = os.path.join(workdir, "metrics.jsonl")
-    self._tb_dir = os.path.join(workdir, "tensorboard")
-    self._tb = None
-    self.enabled = jax.process_index() == 0
-
-  def _board(self):
-    if self._tb is None:
-      import tensorboardX  # Imported lazily: only the writer needs it.
-      self._tb = tensorboardX.SummaryWriter(self._tb_dir)
-    return self._tb
-
-  def write(self, record):
-    if not self.enabled:
-      return
-    with open(self.path, "a") as f:
-      f.write(json.dumps(record) + "\n")
-    prefix = f"{record['stage']}/{record['split']}/"
-    for k, v in record.items():
-      if isinstance(v, float) and k not in ("epoch", "step", "seed"):
-        self._board().add_scalar(prefix + k, v, record["step"])
-
-  def scalars(self, prefix, values, step):
-    """TensorBoard only (per-step curves; metrics.jsonl keeps one record per epoch)."""
-    if self.enabled:
-      for k, v in values.items():
-        self._board().add_scalar(prefix + k, float(v), step)
-
-  def image(self, tag, image, step):
-    """A uint8 [H, W, 3] picture into TensorBoard's Images tab."""
-    if self.enabled:
-      self._board().add_image(tag, np.asarray(image), step, dataformats="HWC")
-
-  def hparams(self, name, hparams, final):
-    """A stage's settings and final metrics for TensorBoard's HParams tab (run `name`)."""
-    if self.enabled:
-      self._board().add_hparams(hparams, {f"hparam/{k}": v for k, v in final.items()},
-                                name=name)
-
-  def close(self):
-    if self._tb is not None:
-      self._tb.close()
-
-
-def read_jsonl(path):
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]

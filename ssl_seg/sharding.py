@@ -28,6 +28,7 @@ def batch_sharding(mesh):
 
 
 def replicated(mesh):
+  """Every device holds the whole array (scalars, keys, metrics)."""
   return NamedSharding(mesh, P())
 
 

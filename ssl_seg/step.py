@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec as P
+
+from ssl_seg import sharding
 
 # XLA CPU options for convolutional models: convolutions as oneDNN custom calls (by default XLA
 # sends convs with <= 16 channels to Eigen, wider ones to YNNPACK). CurveNet-small train step,
@@ -66,7 +67,7 @@ def make_train_step(graphdef, tx, loss_fn, *, state_sharding=None, batch_shardin
 
   if state_sharding is None:
     return jax.jit(train_step, donate_argnames="state", compiler_options=options)
-  rep = _replicated(batch_sharding)
+  rep = sharding.replicated(batch_sharding.mesh)
   return jax.jit(train_step, donate_argnames="state",
                  in_shardings=(state_sharding, batch_sharding, rep),
                  out_shardings=(state_sharding, rep), compiler_options=options)
@@ -81,11 +82,7 @@ def make_eval_step(graphdef, eval_fn, *, state_sharding=None, batch_sharding=Non
 
   if state_sharding is None:
     return jax.jit(eval_step, compiler_options=options)
-  rep = _replicated(batch_sharding)
+  rep = sharding.replicated(batch_sharding.mesh)
   return jax.jit(eval_step, out_shardings=rep, in_shardings=(
       state_sharding["params"], state_sharding["rest"], batch_sharding, rep),
       compiler_options=options)
-
-
-def _replicated(sharding):
-  return NamedSharding(sharding.mesh, P())

@@ -9,18 +9,12 @@ per-step metrics of that epoch so far, so the resumed epoch's train record equal
 uninterrupted one. Records a killed run wrote after its last checkpoint are dropped on resume.
 """
 
-import contextlib
 import dataclasses
-import json
-import os
-import signal
-import threading
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 from tqdm import tqdm
 
 from ssl_seg import (
@@ -28,8 +22,10 @@ from ssl_seg import (
   config_utils,
   metrics,
   models,
-  optim,
-  plots,
+  paths,
+  pictures,
+  preemption,
+  run_log,
   sharding,
   state as state_lib,
   step as step_lib,
@@ -42,6 +38,9 @@ from ssl_seg.data import pipeline, sources
 TIMING_KEYS = ("items_per_s", "epoch_s")
 # sysexits' EX_TEMPFAIL: "try again later"; a scheduler can requeue on it.
 PREEMPTED_EXIT_CODE = 75
+# Eval metrics shown in the per-epoch log line, where the task reports them.
+SHOWN = ("loss", "identity_loss", "miou", "acc", "f1/curve1", "f1/curve2", "f1_tol1/curve1",
+         "f1_tol1/curve2")
 
 
 class NonFiniteError(RuntimeError):
@@ -50,13 +49,6 @@ class NonFiniteError(RuntimeError):
 
 class Preempted(Exception):
   """SIGTERM or SIGINT: a checkpoint was saved at the current step; re-run to resume."""
-
-
-def resolve_init_from(workdir, init_from):
-  """An earlier stage's name in this workdir, or (containing a '/') a stage directory path."""
-  if os.sep in init_from:
-    return init_from
-  return os.path.join(workdir, init_from)
 
 
 def without_timing(records):
@@ -91,34 +83,11 @@ class StageRun:
   schedule: object
   mngr: object
   key: jax.Array
-  writer: metrics.MetricsWriter
+  writer: run_log.Writer
   log: object
   mesh: object
   stop: dict  # {"signal": name of the signal that asked us to stop, or None}
   profile: object = None  # profiling.Trace (--profile_steps) or None
-
-
-@contextlib.contextmanager
-def _stop_on_signals():
-  """SIGTERM or a first SIGINT sets a flag the loop reads between steps; a second SIGINT
-  interrupts at once. Handlers exist only in the main thread (elsewhere: no flag is set)."""
-  stop = {"signal": None}
-  if threading.current_thread() is not threading.main_thread():
-    yield stop
-    return
-
-  def handler(signum, frame):
-    del frame
-    stop["signal"] = signal.Signals(signum).name
-    if signum == signal.SIGINT:
-      signal.signal(signal.SIGINT, signal.default_int_handler)
-
-  previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-  try:
-    yield stop
-  finally:
-    for s, h in previous.items():
-      signal.signal(s, h)
 
 
 def _stage_data(stage, name, mesh):
@@ -138,57 +107,33 @@ def _stage_data(stage, name, mesh):
 def run_stage(config, name, workdir, writer, *, log=print, mesh=None, profile=None):
   """Trains one stage to completion (or resumes it); returns its final eval metrics."""
   stage = config.stages[name]
-  stage_dir = os.path.join(workdir, name)
+  stage_dir = paths.stage_dir(workdir, name)
   mesh = sharding.make_mesh() if mesh is None else mesh
   task = tasks.make_task(stage)
   overrides = models.describe_overrides(stage.model)  # Size fields that replace the variant's.
   if overrides:
     log(f"[{name}] {overrides}")
   data = _stage_data(stage, name, mesh)
-  spe, total = data.steps_per_epoch, data.steps_per_epoch * stage.epochs
-
-  graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=stage.seed)))
-  tx, schedule = optim.make_optimizer(stage.optim, stage.encoder, spe, total, params)
-  abstract = state_lib.abstract_state(params, rest, tx)
+  total = data.steps_per_epoch * stage.epochs
+  built = state_lib.build(stage, data.steps_per_epoch, total, task=task)
+  graphdef, tx, schedule = built.graphdef, built.tx, built.schedule
+  abstract = state_lib.abstract_state(built.params, built.rest, tx)
   shardings = sharding.state_shardings(abstract, mesh, fsdp=stage.sharding.fsdp,
                                        min_size=stage.sharding.fsdp_min_size)
   mngr = checkpoint.manager(stage_dir, stage.checkpoint.keep)
-
-  def stage_log(msg):
-    log(f"[{name}] {msg}")
-
   try:
-    partial = []
-    if mngr.latest_step() is not None:
-      state, meta = checkpoint.restore_state(mngr, abstract, log=stage_log)
-      if mngr.latest_step() > int(state["step"]) and jax.process_index() == 0:
-        # Newer steps were unreadable: out of the way, so this run can write them again.
-        for path in checkpoint.set_aside_after(mngr, int(state["step"])):
-          stage_log(f"moved the unreadable checkpoint to {path}")
-      log(f"[{name}] resuming from step {int(state['step'])} of {total} ({mngr.directory})")
-      if int(state["step"]) >= total and "final_eval" in meta:
-        log(f"[{name}] already complete")
-        return meta["final_eval"]
-      partial = meta.get("partial_epoch", [])
-    else:
-      if stage.init_from.stage:
-        source = resolve_init_from(workdir, stage.init_from.stage)
-        # epochs=0 evaluates the source as it is: every param (encoder and head) is loaded.
-        subtrees = tuple(stage.init_from.subtrees) if stage.epochs else tuple(params.keys())
-        params = checkpoint.graft(
-            params, source, subtrees, log=stage_log,
-            allow_partial=stage.init_from.get("allow_partial", False),
-            partial_flag=f"--config.stages.{name}.init_from.allow_partial")
-      state = state_lib.create_state(params, rest, tx)
-    del params, rest
+    state, partial, complete = _start(stage, name, workdir, built, abstract, mngr, total, log)
+    del built  # The fresh params: replaced by a resume or a graft, or now held by `state`.
+    if complete is not None:
+      return complete
     state = sharding.place(state, shardings)
     # Records a killed run wrote after its last checkpoint are redone by this run.
     if writer.enabled:
-      _drop_records_after(writer.path, name, int(state["step"]))
+      run_log.drop_records_after(writer.path, name, int(state["step"]))
     stage_index = list(config.stage_order).index(name)
     batch_sh = sharding.batch_sharding(mesh)
     options = step_lib.compiler_options(stage.model.get("name", ""))
-    with _stop_on_signals() as stop:
+    with preemption.stop_on_signals() as stop:
       run = StageRun(
           name=name, stage=stage, stage_dir=stage_dir, task=task, data=data, graphdef=graphdef,
           train_step=step_lib.make_train_step(graphdef, tx, task.loss_fn,
@@ -204,18 +149,49 @@ def run_stage(config, name, workdir, writer, *, log=print, mesh=None, profile=No
     mngr.close()
 
 
+def _start(stage, name, workdir, built, abstract, mngr, total, log):
+  """(state, the step records of its epoch so far, final eval or None): the start-up order of
+  the module docstring. The final eval is set when the checkpoint is of a complete stage."""
+  def stage_log(msg):
+    log(f"[{name}] {msg}")
+
+  if mngr.latest_step() is None:
+    params = built.params
+    if stage.init_from.stage:
+      source = paths.init_from_dir(workdir, stage.init_from.stage)
+      # epochs=0 evaluates the source as it is: every param (encoder and head) is loaded.
+      subtrees = tuple(stage.init_from.subtrees) if stage.epochs else tuple(params.keys())
+      params = checkpoint.graft(
+          params, source, subtrees, log=stage_log,
+          allow_partial=stage.init_from.get("allow_partial", False),
+          partial_flag=f"--config.stages.{name}.init_from.allow_partial")
+    return state_lib.create_state(params, built.rest, built.tx), [], None
+  state, meta = checkpoint.restore_state(mngr, abstract, log=stage_log)
+  step = int(state["step"])
+  if mngr.latest_step() > step and jax.process_index() == 0:
+    # Newer steps were unreadable: out of the way, so this run can write them again.
+    for path in checkpoint.set_aside_after(mngr, step):
+      stage_log(f"moved the unreadable checkpoint to {path}")
+  log(f"[{name}] resuming from step {step} of {total} ({mngr.directory})")
+  if step >= total and "final_eval" in meta:
+    log(f"[{name}] already complete")
+    return state, [], meta["final_eval"]
+  return state, meta.get("partial_epoch", []), None
+
+
 def _batch_rows(batch):
   return jax.tree.leaves(batch)[0].shape[0]
 
 
 def _train_loop(run: StageRun, state, partial):
-  stage, data, spe = run.stage, run.data, run.data.steps_per_epoch
+  """Epochs from the state's step to the end: train records, evals, checkpoints, pictures."""
+  stage, spe = run.stage, run.data.steps_per_epoch
   eval_key = jax.random.fold_in(run.key, 2**30)
   base = {"stage": run.name, "task": stage.task, "seed": stage.seed}
   if stage.epochs == 0:
     return _eval_only(run, state, eval_key, base)
   start = int(state["step"])
-  batches = sharding.prefetch_to_device(pipeline.iterate(data.train, start), run.mesh)
+  batches = sharding.prefetch_to_device(pipeline.iterate(run.data.train, start), run.mesh)
   final = None
   for epoch in range(start // spe, stage.epochs):
     first = max(start - epoch * spe, 0)
@@ -224,73 +200,86 @@ def _train_loop(run: StageRun, state, partial):
     if len(steps) != first:
       raise ValueError(f"stage {run.name!r}: the checkpoint at step {start} holds "
                        f"{len(steps)} step records of its epoch, expected {first}")
-    skipped_before = int(state["skipped"])
-    history, items, t0 = [], 0, time.perf_counter()
-    bar = tqdm(total=spe, initial=first, desc=f"{run.name} {epoch + 1}/{stage.epochs}",
-               leave=False, dynamic_ncols=True)
-    for i in range(first, spe):
-      batch = next(batches)
-      items += _batch_rows(batch)
-      step = epoch * spe + i + 1  # 1-based, as the state's step after this one.
-      if run.profile:
-        run.profile.before(step)
-      state, step_metrics = run.train_step(state, batch, run.key)
-      if run.profile:
-        run.profile.after(step, state, end=epoch + 1 == stage.epochs and i == spe - 1)
-      history.append(step_metrics)
-      bar.update(1)
-      end = i == spe - 1
-      every = stage.checkpoint.every_steps
-      save_now = not end and (run.stop["signal"] or every and step % every == 0)
-      if end or save_now or (i + 1) % stage.log_every_steps == 0:
-        # The only device->host transfer: every log_every_steps steps, not every step.
-        means = _flush(history, steps)
-        run.writer.scalars(f"{run.name}/train_steps/", means, step)  # TensorBoard only.
-        _check_finite(run, state)
-        bar.set_postfix(loss=f"{means['loss']:.4f}")
-      if save_now:
-        _save(run, state, epoch, partial=steps)
-        _stop_if_asked(run, state)
-    bar.close()
+    skipped_before, t0 = int(state["skipped"]), time.perf_counter()
+    state, items = _train_epoch(run, state, batches, epoch, first, steps)
     epoch_s = time.perf_counter() - t0
-    step = int(state["step"])
-    if stage.on_nonfinite == "skip" and int(state["skipped"]) - skipped_before == spe - first:
-      # Nothing was learned this epoch: its records and eval would be NaN, not results.
-      a = epoch * spe + first + 1
-      span = f"step {a}" if a == step else f"steps {a}-{step}"
-      raise NonFiniteError(f"stage {run.name!r}: every step of epoch {epoch + 1} ({span}) had a "
-                           f"non-finite loss or gradient norm and was skipped (on_nonfinite="
-                           f"'skip'); stopped without saving; {_kept(run)}; lower optim.lr, set "
-                           "optim.clip_norm, or check the data")
-    train_rec = {k: float(np.mean(np.asarray([s[k] for s in steps], np.float64)))
-                 for k in steps[0]}
-    train_rec["lr"] = float(run.schedule(step - 1))
-    if stage.on_nonfinite == "skip":
-      train_rec["skipped_steps"] = int(state["skipped"])
-    train_rec.update(items_per_s=items / epoch_s, epoch_s=epoch_s)
+    _check_learned(run, state, epoch, first, skipped_before)
+    train_rec = _train_record(run, state, steps, items_per_s=items / epoch_s, epoch_s=epoch_s)
+    step, last = int(state["step"]), epoch + 1 == stage.epochs
     run.writer.write({**base, "split": "train", "epoch": epoch + 1, "step": step, **train_rec})
-    last = epoch + 1 == stage.epochs
-    if data.eval is not None and (last or (epoch + 1) % stage.eval.every_epochs == 0):
-      final = evaluate(run.eval_step, run.task, state["params"], state["rest"], data.eval,
+    if run.data.eval is not None and (last or (epoch + 1) % stage.eval.every_epochs == 0):
+      final = evaluate(run.eval_step, run.task, state["params"], state["rest"], run.data.eval,
                        eval_key, run.mesh)
       run.writer.write({**base, "split": "eval", "epoch": epoch + 1, "step": step, **final})
-      shown = ("loss", "identity_loss", "miou", "acc", "f1/curve1", "f1/curve2",
-               "f1_tol1/curve1", "f1_tol1/curve2")
       run.log(f"[{run.name}] epoch {epoch + 1}: train loss {train_rec['loss']:.4f}, eval "
-              + ", ".join(f"{k} {final[k]:.4f}" for k in shown if k in final))
+              + ", ".join(f"{k} {final[k]:.4f}" for k in SHOWN if k in final))
     # Records first, checkpoint second: a run killed in between redoes this epoch and drops
-    # the records it wrote (see _drop_records_after).
+    # the records it wrote (run_log.drop_records_after).
     if last or (epoch + 1) % stage.checkpoint.every_epochs == 0 or run.stop["signal"]:
       _save(run, state, epoch + 1, final=final if last else None)
     _stop_if_asked(run, state)
-
-  if run.task.pictures is not None and data.eval is not None:
-    save_pictures(run, state, eval_key)
+  if run.task.pictures is not None and run.data.eval is not None:
+    _save_pictures(run, state, eval_key)
   if final is not None:
     run.writer.hparams(f"hparams/{run.name}", hparams(stage), final)
     run.log(metrics.summary_table(final, run.task.class_names,
                                   title=f"[{run.name}] final eval"))
   return final
+
+
+def _train_epoch(run: StageRun, state, batches, epoch, first, steps):
+  """Steps `first`.. of `epoch`; their host metrics land in `steps`. Returns (state, items)."""
+  stage, spe = run.stage, run.data.steps_per_epoch
+  every = stage.checkpoint.every_steps
+  history, items = [], 0
+  bar = tqdm(total=spe, initial=first, desc=f"{run.name} {epoch + 1}/{stage.epochs}",
+             leave=False, dynamic_ncols=True)
+  for i in range(first, spe):
+    batch = next(batches)
+    items += _batch_rows(batch)
+    step = epoch * spe + i + 1  # 1-based, as the state's step after this one.
+    end = i == spe - 1
+    if run.profile:
+      run.profile.before(step)
+    state, step_metrics = run.train_step(state, batch, run.key)
+    if run.profile:
+      run.profile.after(step, state, end=end and epoch + 1 == stage.epochs)
+    history.append(step_metrics)
+    bar.update(1)
+    save_now = not end and (run.stop["signal"] or every and step % every == 0)
+    if end or save_now or (i + 1) % stage.log_every_steps == 0:
+      # The only device->host transfer: every log_every_steps steps, not every step.
+      means = _flush(history, steps)
+      run.writer.scalars(f"{run.name}/train_steps/", means, step)  # TensorBoard only.
+      _check_finite(run, state)
+      bar.set_postfix(loss=f"{means['loss']:.4f}")
+    if save_now:
+      _save(run, state, epoch, partial=steps)
+      _stop_if_asked(run, state)
+  bar.close()
+  return state, items
+
+
+def _check_learned(run: StageRun, state, epoch, first, skipped_before):
+  """on_nonfinite='skip': an epoch whose every step was skipped learned nothing; its records
+  and eval would be NaN, not results, so the stage stops."""
+  spe, step = run.data.steps_per_epoch, int(state["step"])
+  if run.stage.on_nonfinite == "skip" and int(state["skipped"]) - skipped_before == spe - first:
+    a = epoch * spe + first + 1
+    span = f"step {a}" if a == step else f"steps {a}-{step}"
+    raise NonFiniteError(f"stage {run.name!r}: every step of epoch {epoch + 1} ({span}) had a "
+                         f"non-finite loss or gradient norm and was skipped (on_nonfinite="
+                         f"'skip'); stopped without saving; {_kept(run)}; lower optim.lr, set "
+                         "optim.clip_norm, or check the data")
+
+
+def _train_record(run: StageRun, state, steps, **timing):
+  """An epoch's train record: the means of its step metrics (float64), lr, skips, timing."""
+  rec = {k: float(np.mean(np.asarray([s[k] for s in steps], np.float64))) for k in steps[0]}
+  rec["lr"] = float(run.schedule(int(state["step"]) - 1))
+  if run.stage.on_nonfinite == "skip":
+    rec["skipped_steps"] = int(state["skipped"])
+  return {**rec, **timing}
 
 
 def hparams(stage):
@@ -310,7 +299,7 @@ def _eval_only(run: StageRun, state, eval_key, base):
   run.writer.write({**base, "split": "eval", "epoch": 0, "step": 0, **final})
   _save(run, state, 0, final=final)
   if run.task.pictures is not None:
-    save_pictures(run, state, eval_key)
+    _save_pictures(run, state, eval_key)
   run.writer.hparams(f"hparams/{run.name}", hparams(run.stage), final)
   run.log(metrics.summary_table(final, run.task.class_names,
                                 title=f"[{run.name}] eval only (epochs=0)"))
@@ -336,7 +325,7 @@ def _save(run: StageRun, state, epoch, *, partial=None, final=None):
     meta["partial_epoch"] = partial
   if final is not None:
     meta["final_eval"] = final
-  checkpoint.save(run.mngr, state, _jsonable(meta))
+  checkpoint.save(run.mngr, state, meta)
 
 
 def _stop_if_asked(run: StageRun, state):
@@ -346,64 +335,9 @@ def _stop_if_asked(run: StageRun, state):
                     "same command again to resume")
 
 
-def _rewrite(path, lines):
-  with open(path + ".tmp", "w") as f:
-    f.writelines(lines)
-  os.replace(path + ".tmp", path)
-
-
-def drop_torn_record(path, log=print):
-  """Drops a last line of metrics.jsonl without its newline: a write a kill interrupted (the
-  writer appends whole lines), which would otherwise block every resume, and which the next
-  record would be appended to."""
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    lines = f.readlines()
-  if lines and not lines[-1].endswith("\n"):
-    log(f"warning: {path}, line {len(lines)}: dropped a torn last record (a write cut short by "
-        f"a kill; the resumed run writes it again): {lines[-1][:60]!r}")
-    _rewrite(path, lines[:-1])
-
-
-def _drop_records_after(path, stage_name, step):
-  """Rewrites metrics.jsonl (atomically) without this stage's records past `step`."""
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    lines = f.readlines()
-  keep = []
-  for i, line in enumerate(lines, start=1):
-    if not line.strip():
-      continue
-    try:
-      record = json.loads(line)
-      if not isinstance(record, dict):
-        raise ValueError(f"a JSON {type(record).__name__}, not an object")
-    except ValueError as e:
-      raise ValueError(f"{path}, line {i}: not a JSON record ({e}); delete or fix that line "
-                       "and run the same command again") from None
-    if not (record.get("stage") == stage_name and record.get("step", 0) > step):
-      keep.append(line)
-  if len(keep) != len([line for line in lines if line.strip()]):
-    _rewrite(path, keep)
-
-
-def save_pictures(run: StageRun, state, key, max_examples=4):
-  """PNGs of the first eval batch's examples: WORKDIR/<stage>/example_<i>.png."""
-  batch = run.data.eval[0]
-  panels = jax.device_get(jax.jit(
-      lambda p, r, b: run.task.pictures(nnx.merge(run.graphdef, p, r), b, key))(
-          state["params"], state["rest"], batch))
-  paths = []
-  for i in range(min(max_examples, int(np.sum(batch["_valid"])))):
-    width = int(batch["width"][i]) if "width" in batch else None
-    panel = {k: v[i][:, :width] for k, v in panels.items()}
-    paths.append(os.path.join(run.stage_dir, f"example_{i}.png"))
-    if run.writer.enabled:  # Every process computes the panels (global arrays); one writes.
-      picture = plots.save_panel(paths[-1], panel)
-      run.writer.image(f"{run.name}/pictures/example_{i}", picture, int(state["step"]))
-  return paths
+def _save_pictures(run: StageRun, state, key):
+  pictures.save(run.task, run.graphdef, state, run.data.eval[0], key, stage_dir=run.stage_dir,
+                writer=run.writer, name=run.name)
 
 
 def _check_finite(run: StageRun, state):
@@ -418,13 +352,3 @@ def _kept(run: StageRun):
   last = run.mngr.latest_step()
   return (f"last good checkpoint: step {last} in {run.mngr.directory}" if last is not None
           else "no checkpoint was written yet")
-
-
-def _jsonable(x):
-  if isinstance(x, dict):
-    return {str(k): _jsonable(v) for k, v in x.items()}
-  if isinstance(x, (list, tuple)):
-    return [_jsonable(v) for v in x]
-  if isinstance(x, (np.generic,)):
-    return x.item()
-  return x

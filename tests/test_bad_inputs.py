@@ -13,11 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from absl import flags
-from flax import nnx
 from orbax.checkpoint._src.handlers import json_checkpoint_handler
 
 from configs import common, vit_tiny_synthetic, welllog_demo
-from ssl_seg import checkpoint, config_utils, main, metrics, optim, state as state_lib, tasks
+from ssl_seg import checkpoint, config_utils, main, run_log, state as state_lib, tasks
 from ssl_seg.data import sources
 from ssl_seg.digitizer import las
 
@@ -115,10 +114,7 @@ def test_missing_checkpoint_for_init_from(tmp_path):
 
 
 def _state(stage):
-  task = tasks.make_task(stage)
-  _, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=0)))
-  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 2, 4, params)
-  return state_lib.create_state(params, rest, tx)
+  return state_lib.build(stage, 2, 4, seed=0).state()
 
 
 def test_checkpoint_that_does_not_fit_lists_keys_and_shapes(tmp_path):
@@ -253,9 +249,9 @@ def test_nonfinite_loss_stops_naming_stage_and_step_or_is_skipped(tmp_path, monk
     assert checkpoint._complete_steps(tmp_path / "pretrain" / "checkpoints") == [2]
     return
   main.run(cfg, str(tmp_path), only=["pretrain"], log=lambda _: None)
-  train = [r for r in metrics.read_jsonl(tmp_path / "metrics.jsonl") if r["split"] == "train"]
+  train = [r for r in run_log.read(tmp_path / "metrics.jsonl") if r["split"] == "train"]
   assert [r["skipped_steps"] for r in train] == [0, 1]
-  assert np.isfinite(metrics.read_jsonl(tmp_path / "metrics.jsonl")[-1]["loss"])
+  assert np.isfinite(run_log.read(tmp_path / "metrics.jsonl")[-1]["loss"])
 
 
 def test_every_step_nonfinite_with_skip_fails_the_stage(tmp_path, monkeypatch):
@@ -292,19 +288,19 @@ def test_torn_last_metrics_line_is_dropped_and_a_bad_line_is_named(tmp_path):
   good = json.dumps({"stage": "pretrain", "split": "train", "step": 2}) + "\n"
   path.write_text(good + '{"stage": "pretrain", "spl')
   lines = []
-  main.train.drop_torn_record(str(path), lines.append)
+  run_log.drop_torn_record(str(path), lines.append)
   assert path.read_text() == good and len(lines) == 1
   assert lines[0].startswith(f"warning: {path}, line 2: dropped a torn last record")
   path.write_text(good + "{garbage\n" + good)
   with pytest.raises(ValueError, match=rf"{path}, line 2: not a JSON record .*; delete or fix "
                                        "that line"):
-    main.train._drop_records_after(str(path), "pretrain", 1)
+    run_log.drop_records_after(str(path), "pretrain", 1)
 
 
 def test_a_failing_tensorboard_close_does_not_hide_the_error(tmp_path, monkeypatch):
   def full(self):
     raise OSError(errno.ENOSPC, "No space left on device")
-  monkeypatch.setattr(metrics.MetricsWriter, "close", full)
+  monkeypatch.setattr(run_log.Writer, "close", full)
   with pytest.raises(FileNotFoundError, match="no checkpoint to graft from"):
     main.run(_tiny(), str(tmp_path), only=["segment"], log=lambda _: None)
 
@@ -320,5 +316,5 @@ def test_force_moves_changed_stages_and_their_dependants_aside(tmp_path):
   assert sorted(os.listdir(aside)) == ["metrics.jsonl", "pretrain", "segment", "tensorboard"]
   assert sorted(os.listdir(tmp_path)) == sorted(["metrics.jsonl", "segment_scratch",
                                                  os.path.basename(aside)])
-  assert metrics.read_jsonl(tmp_path / "metrics.jsonl") == rows[2:]
-  assert metrics.read_jsonl(os.path.join(aside, "metrics.jsonl")) == rows
+  assert run_log.read(tmp_path / "metrics.jsonl") == rows[2:]
+  assert run_log.read(os.path.join(aside, "metrics.jsonl")) == rows

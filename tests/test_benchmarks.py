@@ -33,7 +33,6 @@ def test_step_time_row_has_the_contract_keys(step_time, capsys):
     assert key in row, key
   assert (row["task"], row["batch"], row["dtype"]) == ("simmim", 2, "bfloat16")
   assert row["ms_per_step"] > 0 and row["compile_s"] > 0
-  assert math.isclose(row["items_per_s"], 2e3 / row["ms_per_step"])
   assert row["flops_per_step"] > 0 and math.isfinite(row["loss"])
   assert row["mfu"] is None and row["peak_source"] == "unknown"  # CPU, --peak=none.
   json.dumps(row)  # Flat and serialisable.

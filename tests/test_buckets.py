@@ -121,11 +121,11 @@ def _as_tuples(batches):
   return [(b, tuple(idx)) for b, idx in batches]
 
 
-def test_make_batches_is_deterministic_per_seed_and_epoch():
+def test_plan_batches_are_deterministic_per_seed_and_epoch():
   widths, bucket_widths, sizes = _plan_args()
 
-  def make(**kw):
-    return _as_tuples(buckets.make_batches(widths, bucket_widths, sizes, **kw))
+  def make(seed, epoch):
+    return _as_tuples(buckets.BucketPlan(widths, bucket_widths, sizes, seed=seed).batches(epoch))
 
   assert make(seed=3, epoch=1) == make(seed=3, epoch=1)
   assert make(seed=3, epoch=1) != make(seed=3, epoch=2)
@@ -140,8 +140,8 @@ def test_each_example_once_in_eval_at_most_once_in_train():
   widths, bucket_widths, sizes = _plan_args()
   ids = buckets.assign_buckets(widths, bucket_widths)
   for drop in (True, False):
-    batches = buckets.make_batches(widths, bucket_widths, sizes, seed=0, epoch=5,
-                                   drop_remainder=drop)
+    batches = buckets.BucketPlan(widths, bucket_widths, sizes, seed=0,
+                                 drop_remainder=drop).batches(5)
     seen = np.concatenate([idx[idx >= 0] for _, idx in batches])
     assert len(seen) == len(set(seen.tolist()))
     for b, idx in batches:
@@ -175,9 +175,8 @@ def test_padding_valid_px_and_shapes_per_bucket():
   source = LogSource(widths)
   bucket_widths = buckets.bucket_widths_for(widths, multiple=8, max_buckets=3)
   sizes = buckets.batch_sizes_for(bucket_widths, base_batch_size=2)
-  ds = buckets.bucketed_dataset(source, widths, bucket_widths=bucket_widths, batch_sizes=sizes,
-                                seed=0, num_epochs=1, pad_value=200)
   plan = buckets.BucketPlan(widths, bucket_widths, sizes, seed=0)
+  ds = buckets.plan_dataset(source, plan, num_epochs=1, pad_value=200)
   shapes = set()
   for i, (bucket, idx) in enumerate(plan.batches(0)):
     batch = ds[i]
@@ -193,13 +192,12 @@ def test_padding_valid_px_and_shapes_per_bucket():
 def test_rgb_source_without_seg_and_stale_widths():
   widths = small_widths(20)
   source = LogSource(widths, channels=3, with_seg=False)
-  ds = buckets.bucketed_dataset(source, widths, bucket_widths=(32, 72), batch_sizes=(4, 2),
-                                seed=0, num_epochs=1)
+  ds = buckets.plan_dataset(source, buckets.BucketPlan(widths, (32, 72), (4, 2)), num_epochs=1)
   batch = ds[0]
   assert "seg" not in batch and batch["image"].shape[-1] == 3
   _check_batch(batch, (32, 72), 255)
-  stale = buckets.bucketed_dataset(source, widths - 1, bucket_widths=(32, 72),
-                                   batch_sizes=(4, 2), seed=0, num_epochs=1)
+  stale = buckets.plan_dataset(source, buckets.BucketPlan(widths - 1, (32, 72), (4, 2)),
+                               num_epochs=1)
   with pytest.raises(ValueError, match="plan says"):
     stale[0]
 
@@ -221,9 +219,8 @@ def test_eval_dataset_covers_every_example_once():
 def test_grain_random_access_iteration_and_checkpoint():
   widths = small_widths(60)
   source = LogSource(widths)
-  ds = buckets.bucketed_dataset(source, widths, bucket_widths=(24, 48, 72), batch_sizes=(6, 3, 2),
-                                seed=7, num_epochs=3)
   plan = buckets.BucketPlan(widths, (24, 48, 72), (6, 3, 2), seed=7)
+  ds = buckets.plan_dataset(source, plan, num_epochs=3)
   assert isinstance(ds, grain.MapDataset) and len(ds) == 3 * plan.num_batches
   options = grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)
   elements = list(ds.to_iter_dataset(options))
@@ -269,26 +266,12 @@ def test_shards_partition_the_global_plan(drop_remainder):
     if not drop_remainder:
       assert sorted(seen.tolist()) == list(range(len(widths)))
   source = LogSource(widths)
-  datasets = [buckets.bucketed_dataset(source, widths, bucket_widths=bucket_widths,
-                                       batch_sizes=sizes, seed=2, num_epochs=1, shard_index=s,
-                                       shard_count=3, drop_remainder=drop_remainder)
-              for s in range(3)]
+  datasets = [buckets.plan_dataset(source, plan, num_epochs=1, shard_index=s) for s in range(3)]
   assert len(datasets[0]) == plan.batches_per_shard
   for step in (0, len(datasets[0]) - 1):
     assert len({d[step]["image"].shape for d in datasets}) == 1
   with pytest.raises(ValueError, match="shard_index"):
     plan.shard_batches(0, 3)
-
-
-def test_plan_from_widths_combines_dp_buckets_and_batch_sizes():
-  widths = small_widths(100)
-  plan = buckets.BucketPlan.from_widths(widths, base_batch_size=2, multiple=8, max_buckets=3,
-                                        seed=1)
-  assert plan.bucket_widths == buckets.bucket_widths_for(widths, multiple=8, max_buckets=3)
-  counts = np.bincount(buckets.assign_buckets(widths, plan.bucket_widths))
-  assert plan.batch_sizes == buckets.batch_sizes_for(plan.bucket_widths, base_batch_size=2,
-                                                     counts=counts)
-  assert plan.num_batches == len(plan.batches(0)) and plan.seed == 1
 
 
 def test_batch_sizes_shrink_to_bucket_counts_without_adding_steps():

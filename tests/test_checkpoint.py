@@ -3,16 +3,13 @@
 import jax
 import numpy as np
 import pytest
-from flax import nnx
 
-from ssl_seg import checkpoint, optim, state as state_lib, tasks
+from ssl_seg import checkpoint, state as state_lib, tree_paths
 
 
 def _state(stage, seed=0):
-  task = tasks.make_task(stage)
-  graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=seed)))
-  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 10, 100, params)
-  return params, rest, tx
+  built = state_lib.build(stage, 10, 100, seed=seed)
+  return built.params, built.rest, built.tx
 
 
 def _save(stage, stage_dir, seed=0):
@@ -48,15 +45,15 @@ def test_graft_copies_encoder_bit_for_bit_and_keeps_fresh_head(tiny_config, tmp_
                              log=lines.append)
   assert lines == [f"grafted ['encoder'] from {tmp_path / 'pretrain'} (step 0, unfinished: "
                    "init_from.allow_partial=True)"]
-  saved_enc = checkpoint.flatten(saved["params"]["encoder"])
-  got_enc = checkpoint.flatten(grafted["encoder"])
+  saved_enc = tree_paths.flatten(saved["params"]["encoder"])
+  got_enc = tree_paths.flatten(grafted["encoder"])
   assert saved_enc.keys() == got_enc.keys()
   for k in saved_enc:
     np.testing.assert_array_equal(np.asarray(saved_enc[k]), np.asarray(got_enc[k]), err_msg=k)
-  fresh_enc = checkpoint.flatten(fresh["encoder"])
+  fresh_enc = tree_paths.flatten(fresh["encoder"])
   assert any(not np.array_equal(fresh_enc[k], got_enc[k]) for k in got_enc)
-  for k, v in checkpoint.flatten(fresh["head"]).items():
-    np.testing.assert_array_equal(np.asarray(v), np.asarray(checkpoint.flatten(grafted["head"])[k]))
+  for k, v in tree_paths.flatten(fresh["head"]).items():
+    np.testing.assert_array_equal(np.asarray(v), np.asarray(tree_paths.flatten(grafted["head"])[k]))
 
 
 def test_graft_mismatch_names_keys_and_shapes(tiny_config, tmp_path):

@@ -21,7 +21,7 @@ from flax import nnx
 from PIL import Image
 
 from configs import welllog_demo
-from ssl_seg import checkpoint, config_utils, state as state_lib, tasks, train
+from ssl_seg import checkpoint, config_utils, state as state_lib, tasks
 from ssl_seg.digitizer import digitize, las, options, segmenter, shortcuts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,8 +42,8 @@ def _save(stage_dir, stage, step, meta, rng):
   state = {"params": params, "rest": rest, "opt": {}, "step": np.int32(step),
            "bad_step": np.int32(-1), "skipped": np.int32(0)}
   mngr = checkpoint.manager(stage_dir)
-  checkpoint.save(mngr, state, train._jsonable({"stage": os.path.basename(stage_dir),
-                                                "config": stage.to_dict(), **meta}))
+  checkpoint.save(mngr, state, {"stage": os.path.basename(stage_dir), "config": stage.to_dict(),
+                                **meta})
   mngr.close()
   return os.path.join(stage_dir, "checkpoints", str(step))
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from configs import vit_tiny_synthetic
-from ssl_seg import config_utils, main, metrics
+from ssl_seg import config_utils, main, run_log
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,7 +40,7 @@ def test_epochs_0_evaluates_the_checkpoint_and_writes_the_usual_rows(trained, tm
   # The same eval set and every param (the head too): the trained stage's final numbers.
   assert got == want
   assert any("grafted ['encoder', 'head']" in line for line in lines)
-  records = metrics.read_jsonl(tmp_path / "metrics.jsonl")
+  records = run_log.read(tmp_path / "metrics.jsonl")
   assert [(r["split"], r["epoch"], r["step"]) for r in records] == [("eval", 0, 0)]
   for key in ("miou", "pixel_acc", "iou/pet", "f1/border", "loss", "seed", "task"):
     assert key in records[0]
@@ -49,7 +49,7 @@ def test_epochs_0_evaluates_the_checkpoint_and_writes_the_usual_rows(trained, tm
   lines.clear()
   main.run(cfg, str(tmp_path), only=["segment_scratch"], log=lines.append)
   assert any("already complete" in line for line in lines)
-  assert metrics.read_jsonl(tmp_path / "metrics.jsonl") == records
+  assert run_log.read(tmp_path / "metrics.jsonl") == records
 
 
 def test_epochs_0_without_init_from_is_one_error_line_exit_2(tmp_path):

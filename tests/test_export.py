@@ -12,7 +12,7 @@ from flax import nnx
 
 import ssl_seg
 from configs import vit_tiny_synthetic
-from ssl_seg import checkpoint, export, state as state_lib, tasks, train
+from ssl_seg import checkpoint, export, state as state_lib, tasks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -29,7 +29,7 @@ def stage_dir(tmp_path_factory):
            "bad_step": np.int32(-1), "skipped": np.int32(0)}
   path = tmp_path_factory.mktemp("work") / "segment"
   mngr = checkpoint.manager(str(path))
-  checkpoint.save(mngr, state, train._jsonable({"stage": "segment", "config": stage.to_dict()}))
+  checkpoint.save(mngr, state, {"stage": "segment", "config": stage.to_dict()})
   mngr.close()
   return str(path)
 

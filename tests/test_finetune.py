@@ -7,15 +7,13 @@ import pytest
 from flax import nnx
 
 from configs import vit_paper, vit_tiny_synthetic
-from ssl_seg import checkpoint, config_utils, optim, state as state_lib, step as step_lib, tasks
+from ssl_seg import config_utils, optim, state as state_lib, step as step_lib, tasks, tree_paths
 from ssl_seg.data import sources
 from ssl_seg.tasks import simmim
 
 
 def _model_params(stage):
-  task = tasks.make_task(stage)
-  graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=0)))
-  return task, graphdef, params, rest
+  return state_lib.build(stage, 10, 100, seed=0)[:4]
 
 
 def test_layer_decay_scales_each_layers_first_update_by_decay_to_its_depth():
@@ -26,7 +24,7 @@ def test_layer_decay_scales_each_layers_first_update_by_decay_to_its_depth():
   grads = jax.tree.map(jnp.ones_like, params)
   # Adam's first step is lr * g / |g| = lr per element: what is left is the layer's scale.
   updates, _ = tx.update(grads, tx.init(params), params)
-  step = {k: float(np.abs(np.asarray(v)).mean()) for k, v in checkpoint.flatten(updates).items()}
+  step = {k: float(np.abs(np.asarray(v)).mean()) for k, v in tree_paths.flatten(updates).items()}
   expect = {"encoder/patch_embed/kernel": 0.5**3, "encoder/posemb": 0.5**3,
             "encoder/cls_token": 0.5**3, "encoder/blocks/0/attn/qkv/kernel": 0.5**2,
             "encoder/blocks/1/mlp/fc2/kernel": 0.5, "encoder/norm/scale": 1.0,
@@ -60,9 +58,8 @@ def test_probe_freezes_every_segmentation_encoder_and_trains_the_linear_head():
   assert vit_paper.get_config().stages.segment.encoder.policy == "train"  # Off by default.
   stage = cfg.stages.segment
   stage.data.num_train, stage.batch_size = 8, 8
-  task, graphdef, params, rest = _model_params(stage)
-  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 10, 100, params)
-  state = state_lib.create_state(params, rest, tx)
+  built = state_lib.build(stage, 10, 100, seed=0)
+  task, graphdef, tx, state = built.task, built.graphdef, built.tx, built.state()
   before = jax.tree.map(np.asarray, state["params"])
   train_step = step_lib.make_train_step(graphdef, tx, task.loss_fn)
   batch = sources.stage_data(stage, tasks.batch_keys(stage.task)).train[0]

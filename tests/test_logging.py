@@ -12,7 +12,7 @@ from PIL import Image
 from tensorboardX.proto import event_pb2
 
 from configs import vit_tiny_synthetic
-from ssl_seg import main, metrics
+from ssl_seg import main, run_log
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -57,7 +57,7 @@ def test_per_step_scalars_at_log_every_steps_and_epoch_records_unchanged(workdir
     assert f"{stage}/eval/loss" in events  # The per-epoch scalars as before.
   assert "segment/train_steps/pixel_acc" in events
   # metrics.jsonl keeps one train and one eval record per stage and epoch.
-  records = metrics.read_jsonl(path / "metrics.jsonl")
+  records = run_log.read(path / "metrics.jsonl")
   assert [(r["stage"], r["split"]) for r in records] == [
       ("pretrain", "train"), ("pretrain", "eval"), ("segment", "train"), ("segment", "eval")]
 

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from ssl_seg import metrics, train
+from ssl_seg import run_log, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "configs/vit_tiny_synthetic.py:intermediate=false"
@@ -26,7 +26,7 @@ def test_two_processes_same_seed_identical_metrics_other_seed_differs(tmp_path):
   for name, seed in (("a", 0), ("b", 0), ("c", 1)):
     proc = _main(tmp_path / name, "--stages=pretrain,segment", f"--config.seed={seed}", *SMALL)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    runs[name] = train.without_timing(metrics.read_jsonl(tmp_path / name / "metrics.jsonl"))
+    runs[name] = train.without_timing(run_log.read(tmp_path / name / "metrics.jsonl"))
   assert runs["a"] == runs["b"]  # Bit-identical, wall-clock keys (items_per_s...) aside.
   strip = lambda rs: [{k: v for k, v in r.items() if k != "seed"} for r in rs]
   assert strip(runs["a"]) != strip(runs["c"])
@@ -44,10 +44,10 @@ def test_two_processes_same_seed_identical_metrics_other_seed_differs(tmp_path):
 def test_rerun_of_a_finished_workdir_resumes_and_skips(tmp_path):
   args = ("--stages=pretrain", *SMALL)
   assert _main(tmp_path, *args).returncode == 0
-  before = metrics.read_jsonl(tmp_path / "metrics.jsonl")
+  before = run_log.read(tmp_path / "metrics.jsonl")
   proc = _main(tmp_path, *args)
   assert proc.returncode == 0 and "already complete" in proc.stdout
-  assert metrics.read_jsonl(tmp_path / "metrics.jsonl") == before
+  assert run_log.read(tmp_path / "metrics.jsonl") == before
 
 
 def test_bad_config_value_prints_one_error_line_and_exits_2(tmp_path):

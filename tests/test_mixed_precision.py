@@ -11,7 +11,7 @@ import pytest
 from flax import nnx
 
 from configs import vit_tiny_synthetic, welllog_demo
-from ssl_seg import optim, state as state_lib, step as step_lib, tasks
+from ssl_seg import state as state_lib, step as step_lib
 from ssl_seg.data import buckets, synthetic, welllogs
 
 
@@ -45,8 +45,8 @@ CASES = {"vit": (_vit_stage, _vit_batch), "curvenet": (_curvenet_stage, _log_bat
 
 
 def _build(stage):
-  task = tasks.make_task(stage)
-  return task, *state_lib.split_model(task.build_model(nnx.Rngs(params=0)))
+  """(task, graphdef, params, rest) of the stage's model, params drawn from seed 0."""
+  return state_lib.build(stage, 10, 100, seed=0)[:4]
 
 
 def _eval_loss(task, graphdef, rest, batch, key):
@@ -98,9 +98,9 @@ def test_bf16_loss_is_close_to_float32(family):
 
 def test_bf16_train_step_keeps_float32_state_and_reduces_the_loss():
   stage = _vit_stage("bfloat16")
-  task, graphdef, params, rest = _build(stage)
-  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 10, 100, params)
-  state = state_lib.create_state(params, rest, tx)
+  built = state_lib.build(stage, 10, 100, seed=0)
+  task, graphdef, rest, tx, state = (built.task, built.graphdef, built.rest, built.tx,
+                                     built.state())
   train_step = step_lib.make_train_step(graphdef, tx, task.loss_fn)
   batch, key = _vit_batch(), jax.random.key(0)
   evaluate = _eval_loss(task, graphdef, rest, batch, jax.random.key(7))

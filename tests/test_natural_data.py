@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from configs import vit_tiny_files
-from ssl_seg import main, metrics
+from ssl_seg import main, run_log
 from ssl_seg.data import image_files, natural, pipeline, records
 
 W, H, SIZE = 40, 30, 32
@@ -329,9 +329,10 @@ def test_tiny_end_to_end_pretrain_classify_segment_from_files(tmp_path):
   cfg = vit_tiny_files.get_config(arg)
   results = main.run(cfg, str(tmp_path / "work"), log=lambda *a: None)
   assert set(results) == {"pretrain", "classify", "segment_via_classify"}
-  rows = metrics.read_jsonl(tmp_path / "work" / "metrics.jsonl")
+  rows = run_log.read(tmp_path / "work" / "metrics.jsonl")
   seg = [r for r in rows if r["stage"] == "segment_via_classify" and r["split"] == "eval"]
-  assert seg and 0.0 <= seg[-1]["miou"] <= 1.0 and "iou/border" in seg[-1]
-  assert [r for r in rows if r["stage"] == "classify" and r["split"] == "eval"][-1]["acc"] >= 0
+  # Each stage evaluated with its task's metrics (values are pinned per task in test_golden).
+  assert seg and {"miou", "iou/border"} <= set(seg[-1])
+  assert "acc" in [r for r in rows if r["stage"] == "classify" and r["split"] == "eval"][-1]
   caches = sorted(os.listdir(tmp_path / "cache"))
   assert len(caches) == 5  # Folder train/eval, Intel train/test, the Pet pool.

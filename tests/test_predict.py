@@ -23,7 +23,6 @@ from ssl_seg import (
   plots,
   state as state_lib,
   tasks,
-  train as train_lib,
 )
 from ssl_seg.data import welllog_render
 from ssl_seg.digitizer import (
@@ -68,8 +67,7 @@ def _save_stage(path, blind=False):
   state = {"params": params, "rest": rest, "opt": {}, "step": np.int32(1),
            "bad_step": np.int32(-1), "skipped": np.int32(0)}
   mngr = checkpoint.manager(path)
-  checkpoint.save(mngr, state, train_lib._jsonable({"stage": "finetune",
-                                                    "config": stage.to_dict()}))
+  checkpoint.save(mngr, state, {"stage": "finetune", "config": stage.to_dict()})
   mngr.close()
   return path
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from configs import vit_tiny_synthetic
-from ssl_seg import checkpoint, main, metrics, step as step_lib, train
+from ssl_seg import checkpoint, main, run_log, step as step_lib, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS_PER_EPOCH, EPOCHS = 4, 5
@@ -28,7 +28,7 @@ def _config():
 
 
 def _records(workdir):
-  return train.without_timing(metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl")))
+  return train.without_timing(run_log.read(os.path.join(workdir, "metrics.jsonl")))
 
 
 def _steps(workdir):
@@ -103,5 +103,5 @@ def test_killed_and_preempted_runs_resume_bit_identical(tmp_path, monkeypatch):
   # 4. The last resume finishes the stage.
   main.run(_config(), str(run), only=["pretrain"], log=lines.append)
   assert _records(run) == want
-  assert set(metrics.read_jsonl(run / "metrics.jsonl")[0]) >= set(train.TIMING_KEYS)
+  assert set(run_log.read(run / "metrics.jsonl")[0]) >= set(train.TIMING_KEYS)
   assert len(_steps(run)) <= _config().stages.pretrain.checkpoint.keep

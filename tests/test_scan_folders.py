@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from configs import welllog_files
-from ssl_seg import config_utils, main, metrics, tasks
+from ssl_seg import config_utils, main, run_log, tasks
 from ssl_seg.data import image_files, scan_folders, sources, welllogs
 from ssl_seg.digitizer import archive, layout_files, scan_layout, scans
 
@@ -101,7 +101,7 @@ def test_welllog_files_config_runs_pretrain_warm_and_cold(tmp_path):
   assert any("[finetune_warm] grafted ['encoder']" in line for line in lines)
   for name in ("finetune_warm", "finetune_cold"):
     assert {"f1/curve1", "f1_tol1/curve2", "rule/f1/curve1"} <= set(results[name])
-  rows = metrics.read_jsonl(tmp_path / "run" / "metrics.jsonl")
+  rows = run_log.read(tmp_path / "run" / "metrics.jsonl")
   assert {r["stage"] for r in rows} == {"pretrain", "finetune_warm", "finetune_cold"}
   assert os.path.exists(tmp_path / "run" / "finetune_warm" / "example_0.png")
 

@@ -64,11 +64,11 @@ def test_whole_stage_runs_on_eight_devices(measured):
 
 
 def test_a_checkpoint_of_eight_fsdp_devices_resumes_on_one(measured):
-  from ssl_seg import main, metrics
+  from ssl_seg import main, run_log
   lines = []
   main.run(_loop_config(epochs=2), measured["workdir"], only=["pretrain"], log=lines.append)
   assert any("resuming from step 3" in line for line in lines)
-  rows = metrics.read_jsonl(os.path.join(measured["workdir"], "metrics.jsonl"))
+  rows = run_log.read(os.path.join(measured["workdir"], "metrics.jsonl"))
   assert [(r["split"], r["step"]) for r in rows] == [("train", 2), ("eval", 2), ("train", 4),
                                                      ("eval", 4)]
   assert all(np.isfinite(r["loss"]) for r in rows)
@@ -78,13 +78,9 @@ def test_a_checkpoint_of_eight_fsdp_devices_resumes_on_one(measured):
 
 
 def _setup(stage):
-  from flax import nnx
-
-  from ssl_seg import optim, state as state_lib, tasks
-  task = tasks.make_task(stage)
-  graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=0)))
-  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 10, 100, params)
-  return task, graphdef, tx, state_lib.create_state(params, rest, tx)
+  from ssl_seg import state as state_lib
+  built = state_lib.build(stage, 10, 100, seed=0)
+  return built.task, built.graphdef, built.tx, built.state()
 
 
 def _train(stage, batches, mesh, *, fsdp=False, traces=None, snapshot_at=None):
@@ -148,7 +144,7 @@ def _device_checks(workdir):
   import jax
 
   from configs import vit_tiny_synthetic, welllog_demo
-  from ssl_seg import main, metrics, tasks
+  from ssl_seg import main, run_log, tasks
   from ssl_seg.data import sources
   t0 = time.time()
   tick = lambda what: print(f"{time.time() - t0:6.1f} s {what}", file=sys.stderr, flush=True)
@@ -207,7 +203,7 @@ def _device_checks(workdir):
   except train.Preempted:
     pass
   step_lib.make_train_step = make_train_step
-  out["loop"] = metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))[0]
+  out["loop"] = run_log.read(os.path.join(workdir, "metrics.jsonl"))[0]
   cfg.stages.pretrain.batch_size = 4
   try:
     main.run(cfg, workdir + "_bad", only=["pretrain"], log=lambda _: None)

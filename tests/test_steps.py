@@ -4,19 +4,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
-from ssl_seg import optim, state as state_lib, step as step_lib, tasks
+from ssl_seg import state as state_lib, step as step_lib, tasks
 from ssl_seg.data import sources
 
 
 def _setup(stage, policy="train"):
   stage.encoder.policy = policy
-  task = tasks.make_task(stage)
-  graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=0)))
-  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 10, 100, params)
+  built = state_lib.build(stage, 10, 100)
   batch = sources.stage_data(stage, tasks.batch_keys(stage.task)).train[0]
-  return task, graphdef, tx, state_lib.create_state(params, rest, tx), batch
+  return built.task, built.graphdef, built.tx, built.state(), batch
 
 
 def _run(train_step, state, batch, n, key=jax.random.key(0)):

@@ -7,7 +7,15 @@ import pytest
 from flax import nnx
 
 from configs import welllog_demo
-from ssl_seg import checkpoint, main, metrics, optim, state as state_lib, step as step_lib, tasks
+from ssl_seg import (
+  checkpoint,
+  main,
+  run_log,
+  state as state_lib,
+  step as step_lib,
+  tasks,
+  tree_paths,
+)
 from ssl_seg.data import corrupt, sources, welllog_render, welllog_style
 
 
@@ -21,10 +29,8 @@ def _config(num_buckets=3):
 
 
 def _build(stage):
-  task = tasks.make_task(stage)
-  graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=0)))
-  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 10, 100, params)
-  return task, graphdef, tx, state_lib.create_state(params, rest, tx)
+  built = state_lib.build(stage, 10, 100)
+  return built.task, built.graphdef, built.tx, built.state()
 
 
 @pytest.mark.parametrize("stage_name", ["pretrain", "finetune_cold"])
@@ -92,9 +98,9 @@ def test_denoising_encoder_grafts_into_the_segmenter_bit_for_bit(tmp_path):
   checkpoint.save(mngr, pre, {})
   mngr.close()
   _, _, _, fresh = _build(cfg.stages.finetune_warm)
-  grafted = checkpoint.flatten(checkpoint.graft(fresh["params"], str(tmp_path / "pretrain"),
+  grafted = tree_paths.flatten(checkpoint.graft(fresh["params"], str(tmp_path / "pretrain"),
                                                 allow_partial=True))
-  saved = checkpoint.flatten(pre["params"])
+  saved = tree_paths.flatten(pre["params"])
   encoder_keys = [k for k in grafted if k.startswith("encoder/")]
   assert any("blocks" in k for k in encoder_keys)  # The bottleneck transformer comes along.
   for k in encoder_keys:
@@ -118,7 +124,7 @@ def test_pretrain_then_warm_and_cold_finetune_end_to_end(tmp_path):
   for name in ("synthetic", "finetune_warm", "finetune_cold"):
     assert {"f1_tol1/curve1", "rule/f1/curve1", "rule/f1_tol1/curve2"} <= set(results[name])
   assert "threshold rule" in lines[-2 if "convergence" in lines[-1] else -1]
-  rows = metrics.read_jsonl(tmp_path / "metrics.jsonl")
+  rows = run_log.read(tmp_path / "metrics.jsonl")
   assert {r["stage"] for r in rows} == {"pretrain", "synthetic", "finetune_warm",
                                         "finetune_cold"}
   assert (tmp_path / "convergence.png").exists()
@@ -152,10 +158,8 @@ def test_a_tiny_curvenet_overfits_one_log_on_both_curves():
   image, seg = welllog_render.render_log(3, height=64, width=128, style=style)
   batch = {"image": np.repeat(image[None, ..., None], 4, 0), "seg": np.repeat(seg[None], 4, 0),
            "valid_px": np.ones((4, 64, 128), bool), "_valid": np.ones(4, bool)}
-  task = tasks.make_task(stage)
-  graphdef, params, rest = state_lib.split_model(task.build_model(nnx.Rngs(params=0)))
-  tx, _ = optim.make_optimizer(stage.optim, stage.encoder, 400, 400, params)
-  state = state_lib.create_state(params, rest, tx)
+  built = state_lib.build(stage, 400, 400)
+  task, graphdef, tx, state = built.task, built.graphdef, built.tx, built.state()
   train_step = step_lib.make_train_step(graphdef, tx, task.loss_fn)
   for _ in range(400):
     state, _ = train_step(state, batch, jax.random.key(0))

@@ -180,32 +180,19 @@ def _batches(bucket_ids, batch_sizes, *, seed, epoch, shuffle, drop_remainder, g
   return [batch for group in groups for batch in group]
 
 
-def make_batches(widths, bucket_widths, batch_sizes, *, seed, epoch, shuffle=True,
-                 drop_remainder=True, group_size=1, fill_remainder=False):
-  """One epoch's batches as (bucket_id, indices) pairs; index -1 marks a padding row."""
-  # Examples are shuffled within each bucket and batches across buckets, both from (seed, epoch).
-  # drop_remainder drops incomplete batches (each example at most once); otherwise the last batch
-  # of a bucket is padded with -1 (each example exactly once), or with fill_remainder completed
-  # by wrapping around to the bucket's first examples of the epoch (each example at least once,
-  # no empty rows: what training wants, since empty rows cost as much as real ones). Batches come
-  # in runs of group_size from one bucket (see the module docstring), completed with all-padding
-  # (or wrapped-around) batches when not dropping.
-  if group_size < 1:
-    raise ValueError(f"group_size must be >= 1, got {group_size}")
-  if drop_remainder and fill_remainder:
-    raise ValueError("drop_remainder and fill_remainder exclude each other")
-  bucket_ids = assign_buckets(widths, bucket_widths)
-  if len(batch_sizes) != len(bucket_widths) or min(batch_sizes) < 1:
-    raise ValueError(f"need one batch size >= 1 per bucket, got {batch_sizes} for "
-                     f"{len(bucket_widths)} buckets")
-  return _batches(bucket_ids, tuple(batch_sizes), seed=seed, epoch=epoch, shuffle=shuffle,
-                  drop_remainder=drop_remainder, group_size=group_size,
-                  fill_remainder=fill_remainder)
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class BucketPlan:
-  """Bucket widths, per-bucket batch sizes and, per epoch, the deterministic list of batches."""
+  """Bucket widths, per-bucket batch sizes and, per epoch, the deterministic list of batches.
+
+  An epoch's batches are (bucket_id, indices) pairs, index -1 marking a padding row. Examples
+  are shuffled within each bucket and batches across buckets, both from (seed, epoch).
+  drop_remainder drops incomplete batches (each example at most once); otherwise the last batch
+  of a bucket is padded with -1 (each example exactly once), or with fill_remainder completed
+  by wrapping around to the bucket's first examples of the epoch (each example at least once,
+  no empty rows: what training wants, since empty rows cost as much as real ones). Batches come
+  in runs of shard_count from one bucket (see the module docstring), completed with all-padding
+  (or wrapped-around) batches when not dropping.
+  """
 
   widths: np.ndarray = dataclasses.field(repr=False)
   bucket_widths: tuple
@@ -214,7 +201,7 @@ class BucketPlan:
   shuffle: bool = True
   drop_remainder: bool = True
   shard_count: int = 1
-  fill_remainder: bool = False  # See `make_batches`: wrap around instead of empty rows.
+  fill_remainder: bool = False  # Wrap around instead of empty rows (see above).
 
   def __post_init__(self):
     widths = _as_widths(self.widths).copy()
@@ -236,18 +223,6 @@ class BucketPlan:
                         ("batch_sizes", batch_sizes), ("bucket_ids", bucket_ids),
                         ("num_batches", sum(counts)), ("_cache", {})]:
       object.__setattr__(self, name, value)
-
-  @classmethod
-  def from_widths(cls, widths, *, base_batch_size=None, pixels_per_batch=None, multiple=32,
-                  max_buckets=6, multiple_of=1, max_batch_size=None, **kwargs):
-    """A plan with DP-chosen buckets and constant-pixel batch sizes; kwargs go to the class."""
-    bucket_widths = bucket_widths_for(widths, multiple=multiple, max_buckets=max_buckets)
-    counts = np.bincount(assign_buckets(widths, bucket_widths), minlength=len(bucket_widths))
-    batch_sizes = batch_sizes_for(bucket_widths, base_batch_size=base_batch_size,
-                                  pixels_per_batch=pixels_per_batch, multiple_of=multiple_of,
-                                  max_batch_size=max_batch_size,
-                                  counts=-(-counts // kwargs.get("shard_count", 1)))
-    return cls(widths, bucket_widths, batch_sizes, **kwargs)
 
   @property
   def batches_per_shard(self):
@@ -357,22 +332,12 @@ def plan_dataset(source, plan, *, num_epochs, shard_index=0, pad_value=255):
   return grain.MapDataset.range(total).map(_LoadStep(source, plan, shard_index, pad_value))
 
 
-def bucketed_dataset(source, widths, *, bucket_widths, batch_sizes, seed, num_epochs,
-                     shuffle=True, drop_remainder=True, pad_value=255, shard_index=0,
-                     shard_count=1):
-  """Training MapDataset of width-bucketed batches; `len(ds)` is the total number of steps."""
-  plan = BucketPlan(widths, bucket_widths, batch_sizes, seed=seed, shuffle=shuffle,
-                    drop_remainder=drop_remainder, shard_count=shard_count)
-  return plan_dataset(source, plan, num_epochs=num_epochs, shard_index=shard_index,
-                      pad_value=pad_value)
-
-
 def bucketed_eval_dataset(source, widths, *, bucket_widths, batch_sizes, pad_value=255,
                           shard_index=0, shard_count=1):
   """Eval MapDataset: every example exactly once, in order; padding rows have _valid False."""
-  return bucketed_dataset(source, widths, bucket_widths=bucket_widths, batch_sizes=batch_sizes,
-                          seed=0, num_epochs=1, shuffle=False, drop_remainder=False,
-                          pad_value=pad_value, shard_index=shard_index, shard_count=shard_count)
+  plan = BucketPlan(widths, bucket_widths, batch_sizes, seed=0, shuffle=False,
+                    drop_remainder=False, shard_count=shard_count)
+  return plan_dataset(source, plan, num_epochs=1, shard_index=shard_index, pad_value=pad_value)
 
 
 def source_widths(source):
