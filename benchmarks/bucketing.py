@@ -149,7 +149,8 @@ def _with_ids(batch, indices):
 
 def _bucketed_epochs(stage, logs, widths, num_epochs, seed):
   """Batches of the training loop's bucket plan (as `sources._bucketed_stage_data` builds it)."""
-  bucket_widths = buckets.bucket_widths_for(widths, multiple=32, max_buckets=_BUCKETS.value)
+  bucket_widths = buckets.bucket_widths_for(widths, multiple=curvenet.STRIDE,
+                                            max_buckets=_BUCKETS.value)
   counts = np.bincount(buckets.assign_buckets(widths, bucket_widths),
                        minlength=len(bucket_widths))
   sizes = buckets.batch_sizes_for(bucket_widths, base_batch_size=_BATCH.value, counts=counts,

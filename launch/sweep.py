@@ -34,11 +34,12 @@ import subprocess
 import sys
 import time
 
+from ssl_seg import preemption  # Signal handling only: no JAX in the launcher.
+
 DONE_FILE = "sweep_done.json"
 RUN_FILE = "sweep_run.json"
 LOG_FILE = "run.log"
 MANIFEST = "sweep.json"
-PREEMPTED_EXIT = 75  # ssl_seg.train.PREEMPTED_EXIT_CODE; not imported: it pulls in jax.
 
 
 class SweepError(ValueError):
@@ -294,7 +295,7 @@ def run_local(runs, parallel=1, cwd=None, out=print):
           failed.append((run, proc.returncode))
           log_path = os.path.join(run.workdir, LOG_FILE)
           # 75: ssl_seg.main was stopped by SIGTERM / SIGINT after saving a checkpoint.
-          why = " preempted, checkpoint saved" if proc.returncode == PREEMPTED_EXIT else ""
+          why = " preempted, checkpoint saved" if proc.returncode == preemption.EXIT_CODE else ""
           out(f"[{status()}] FAILED {run.name} (exit {proc.returncode}{why}) after "
               f"{_clock(secs)}; log {log_path}:")
           for line in _tail(log_path):

@@ -36,7 +36,7 @@ import numpy as np
 from absl import app, flags, logging
 from flax import nnx
 
-from ssl_seg import checkpoint, config_utils, models, state as state_lib, tasks, tree_paths
+from ssl_seg import checkpoint, config_utils, models, state as state_lib, tree_paths
 from ssl_seg.models import vit
 
 CONFIG_KEY = "__config__"
@@ -44,27 +44,9 @@ CONFIG_KEY = "__config__"
 
 def restore_model(path, step=None, *, log=None):
   """(stage config, task model with the checkpoint's params, step) from a stage directory."""
-  stage_dir = checkpoint.stage_dir_of(path)
-  mngr = checkpoint.manager(stage_dir)
-
-  def read(s):
-    stage = checkpoint.stage_config(mngr, s)
-    abstract = nnx.eval_shape(lambda: tasks.make_task(stage).build_model(nnx.Rngs(params=0)))
-    graphdef, params, rest = state_lib.split_model(abstract)
-    params = checkpoint.restore_params(mngr, params, s)
-    rest = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), rest)
-    return stage, nnx.merge(graphdef, jax.device_put(params), rest)
-
-  try:
-    if step is None:
-      step, got = checkpoint.read_newest(mngr, read, log=log)
-      if step is None:
-        raise FileNotFoundError(f"no checkpoint in {mngr.directory}")
-    else:
-      got = read(step)
-  finally:
-    mngr.close()
-  return (*got, step)
+  got = state_lib.restore(path, step, log=log)
+  rest = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), got.rest)
+  return got.stage, nnx.merge(got.graphdef, got.params, rest), got.step
 
 
 def encoder_arrays(model, subtree="encoder"):

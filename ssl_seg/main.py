@@ -23,6 +23,7 @@ from ssl_seg import (
   metrics,
   paths,
   plots,
+  preemption,
   profiling,
   run_log,
   train,
@@ -57,32 +58,7 @@ def run(config, workdir, only=None, log=print, force=False, profile_steps=None):
   """
   config_utils.validate(config)
   config_utils.check_stages(config, only)
-  try:
-    os.makedirs(workdir, exist_ok=True)
-  except OSError as e:
-    raise PermissionError(f"workdir {workdir} cannot be created ({e.strerror or e}); choose a "
-                          "writable --workdir") from e
-  if not os.access(workdir, os.W_OK):
-    raise PermissionError(f"workdir {workdir} is not writable; fix its permissions or choose "
-                          "another --workdir")
-  lead = jax.process_index() == 0  # Multi-host: one process writes the workdir's files.
-  changed = _changed_stages(config, workdir)
-  if changed and not force:
-    diff = [d for ds in changed.values() for d in ds]
-    more = f"; and {len(diff) - 4} more" if len(diff) > 4 else ""
-    raise config_utils.ConfigError(
-        f"stage(s) {', '.join(map(repr, changed))} in {workdir} were trained with another "
-        f"config ({'; '.join(diff[:4])}{more}); rerun with the same config, use another "
-        "--workdir, or add --force to move their results aside and train them again")
-  if lead:
-    if changed:
-      aside = _move_aside(config, workdir, changed)
-      log(f"--force: results of stage(s) trained with another config moved to {aside}")
-    _, kept = config_utils.write_resolved(config, workdir)
-    if kept:
-      log(f"config differs from this workdir's earlier run; its config.json is kept as {kept}")
-  if changed and jax.process_count() > 1:  # No process starts a stage before the move is done.
-    multihost_utils.sync_global_devices("ssl_seg.main: --force moved stages aside")
+  _prepare_workdir(config, workdir, force, log)
   writer = run_log.Writer(workdir)
   if writer.enabled:
     run_log.drop_torn_record(writer.path, log)
@@ -104,6 +80,43 @@ def run(config, workdir, only=None, log=print, force=False, profile_steps=None):
       pass
     raise
   writer.close()
+  _summarize(results, workdir, writer.path, log)
+  return results
+
+
+def _prepare_workdir(config, workdir, force, log):
+  """A writable workdir whose earlier stages were trained with this config (or, with --force,
+  moved aside), holding this run's config.json."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise PermissionError(f"workdir {workdir} cannot be created ({e.strerror or e}); choose a "
+                          "writable --workdir") from e
+  if not os.access(workdir, os.W_OK):
+    raise PermissionError(f"workdir {workdir} is not writable; fix its permissions or choose "
+                          "another --workdir")
+  changed = _changed_stages(config, workdir)
+  if changed and not force:
+    diff = [d for ds in changed.values() for d in ds]
+    more = f"; and {len(diff) - 4} more" if len(diff) > 4 else ""
+    raise config_utils.ConfigError(
+        f"stage(s) {', '.join(map(repr, changed))} in {workdir} were trained with another "
+        f"config ({'; '.join(diff[:4])}{more}); rerun with the same config, use another "
+        "--workdir, or add --force to move their results aside and train them again")
+  if jax.process_index() == 0:  # Multi-host: one process writes the workdir's files.
+    if changed:
+      aside = _move_aside(config, workdir, changed)
+      log(f"--force: results of stage(s) trained with another config moved to {aside}")
+    _, kept = config_utils.write_resolved(config, workdir)
+    if kept:
+      log(f"config differs from this workdir's earlier run; its config.json is kept as {kept}")
+  if changed and jax.process_count() > 1:  # No process starts a stage before the move is done.
+    multihost_utils.sync_global_devices("ssl_seg.main: --force moved stages aside")
+
+
+def _summarize(results, workdir, metrics_path, log):
+  """The final table (with the threshold rule's row), report.html and the convergence plot."""
+  lead = jax.process_index() == 0
   rows = [(name, {k: r.get(k) for k in SUMMARY_METRICS}) for name, r in results.items() if r]
   rule = [r for r in results.values() if r and metrics.RULE_PREFIX + "f1/curve1" in r]
   if rule:  # The last curve stage's; stages that share eval logs share this row.
@@ -114,11 +127,10 @@ def run(config, workdir, only=None, log=print, force=False, profile_steps=None):
   # Only the columns some stage reports: a ViT run shows no curve F1, a well-log run no acc.
   columns = [k for k in SUMMARY_METRICS if any(r.get(k) is not None for _, r in rows)]
   log(metrics.format_table(rows, columns, title="final eval per stage"))
-  plot = lead and plots.convergence(run_log.read(writer.path), CONVERGENCE_METRICS,
+  plot = lead and plots.convergence(run_log.read(metrics_path), CONVERGENCE_METRICS,
                                     os.path.join(workdir, paths.CONVERGENCE_PNG))
   if plot:
     log(f"convergence plot: {plot}")
-  return results
 
 
 def _changed_stages(config, workdir):
@@ -176,7 +188,7 @@ def main(argv):
         profile_steps=profile_steps)
   except train.Preempted as e:
     print(f"preempted: {e}", file=sys.stderr)
-    sys.exit(train.PREEMPTED_EXIT_CODE)
+    sys.exit(preemption.EXIT_CODE)
   except (config_utils.ConfigError, checkpoint.CheckpointMismatchError, train.NonFiniteError,
           OSError, ValueError) as e:  # OSError: missing files, permissions, disk full.
     if os.environ.get("SSL_SEG_DEBUG"):

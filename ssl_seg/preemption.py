@@ -9,6 +9,10 @@ import contextlib
 import signal
 import threading
 
+# The exit status of a run stopped this way: sysexits' EX_TEMPFAIL, "try again later"; a
+# scheduler can requeue on it, and launch/sweep.py reruns it to resume.
+EXIT_CODE = 75
+
 
 @contextlib.contextmanager
 def stop_on_signals():

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from ssl_seg import optim, tasks
+from ssl_seg import checkpoint, optim, tasks
 
 
 def split_model(model):
@@ -64,3 +64,44 @@ def build(stage, steps_per_epoch, total_steps, *, seed=None, task=None):
   tx, schedule = optim.make_optimizer(stage.optim, stage.encoder, steps_per_epoch, total_steps,
                                       params)
   return Built(task, graphdef, params, rest, tx, schedule)
+
+
+class Restored(NamedTuple):
+  """A trained stage read back for use: its config, task, split model and checkpoint step."""
+  stage: object
+  task: tasks.Task
+  graphdef: nnx.GraphDef
+  params: nnx.State  # On the default device.
+  rest: nnx.State  # Abstract (shapes only): our models hold no non-Param state.
+  step: int
+
+
+def restore(path, step=None, *, log=None, check=None):
+  """The params of a stage directory (or its checkpoints/) in the model its saved config builds.
+
+  Without `step`, the newest step that can be read (an unreadable newer one is named through
+  `log`). `check(stage, stage_dir)` may refuse the saved stage config before anything is read.
+  """
+  stage_dir = checkpoint.stage_dir_of(path)
+  mngr = checkpoint.manager(stage_dir)
+
+  def read(s):
+    stage = checkpoint.stage_config(mngr, s)
+    if check is not None:
+      check(stage, stage_dir)
+    task = tasks.make_task(stage)
+    abstract = nnx.eval_shape(lambda: task.build_model(nnx.Rngs(params=0)))
+    graphdef, params, rest = split_model(abstract)
+    return stage, task, graphdef, checkpoint.restore_params(mngr, params, s), rest
+
+  try:
+    if step is None:
+      step, got = checkpoint.read_newest(mngr, read, log=log)
+      if step is None:
+        raise FileNotFoundError(f"no checkpoint in {mngr.directory}: its stage has not saved one")
+    else:
+      got = read(step)
+  finally:
+    mngr.close()
+  stage, task, graphdef, params, rest = got
+  return Restored(stage, task, graphdef, jax.device_put(params), rest, step)

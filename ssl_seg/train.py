@@ -36,8 +36,6 @@ from ssl_seg.data import pipeline, sources
 # Wall-clock figures in the train records: they differ from run to run, so determinism checks
 # compare records without them.
 TIMING_KEYS = ("items_per_s", "epoch_s")
-# sysexits' EX_TEMPFAIL: "try again later"; a scheduler can requeue on it.
-PREEMPTED_EXIT_CODE = 75
 # Eval metrics shown in the per-epoch log line, where the task reports them.
 SHOWN = ("loss", "identity_loss", "miou", "acc", "f1/curve1", "f1/curve2", "f1_tol1/curve1",
          "f1_tol1/curve2")

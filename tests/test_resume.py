@@ -10,7 +10,7 @@ import time
 import pytest
 
 from configs import vit_tiny_synthetic
-from ssl_seg import checkpoint, main, run_log, step as step_lib, train
+from ssl_seg import checkpoint, main, preemption, run_log, step as step_lib, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS_PER_EPOCH, EPOCHS = 4, 5
@@ -71,7 +71,7 @@ def test_killed_and_preempted_runs_resume_bit_identical(tmp_path, monkeypatch):
   killed_at = max(_steps(run))
   # 2. SIGTERM: a checkpoint at the current step, a message and exit code 75.
   rc, err = _signal_after_checkpoint(_start(run), run, killed_at, signal.SIGTERM)
-  assert rc == train.PREEMPTED_EXIT_CODE, err[-3000:]
+  assert rc == preemption.EXIT_CODE, err[-3000:]
   assert "preempted: stage 'pretrain' stopped by SIGTERM at step" in err
   term_at = max(_steps(run))
   assert killed_at < term_at < STEPS_PER_EPOCH * EPOCHS

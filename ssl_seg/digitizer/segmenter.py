@@ -18,8 +18,9 @@ import numpy as np
 from flax import nnx
 from PIL import Image
 
-from ssl_seg import checkpoint, state as state_lib, tasks
+from ssl_seg import checkpoint, state as state_lib
 from ssl_seg.digitizer import resolution as resolution_lib
+from ssl_seg.models import curvenet
 from ssl_seg.tasks import curve_segment
 
 
@@ -119,6 +120,13 @@ def blend_weights(start, end, width, overlap):
   return wgt
 
 
+def _curve_segmenter_only(stage, stage_dir):
+  if stage.task != "curve_segment":
+    raise checkpoint.CheckpointMismatchError(
+        f"checkpoint in {stage_dir} is a {stage.task!r} stage; predict needs a "
+        "curve_segment stage (e.g. WORKDIR/finetune_warm)")
+
+
 def load(path, *, window=1024, overlap=128, batch_size=4, step=None, log=None,
          resolution=resolution_lib.Resolution()):
   """A Segmenter from a stage directory (or its checkpoints/), restoring only the params.
@@ -126,37 +134,16 @@ def load(path, *, window=1024, overlap=128, batch_size=4, step=None, log=None,
   Without `step`, the newest step that can be read (an unreadable newer one is named through
   `log`). `resolution`: the scale tracks are segmented at (`ssl_seg.digitizer.resolution`).
   """
-  stage_dir = checkpoint.stage_dir_of(path)
-  if window % 32 or window < 64:
-    raise ValueError(f"--window must be a multiple of 32 and >= 64, got {window}")
+  checkpoint.stage_dir_of(path)  # A path that is no stage directory is the first error named.
+  if window % curvenet.STRIDE or window < 2 * curvenet.STRIDE:
+    raise ValueError(f"--window must be a multiple of {curvenet.STRIDE} and >= "
+                     f"{2 * curvenet.STRIDE}, got {window}")
   if not 0 <= overlap < window // 2:
     raise ValueError(f"--overlap must be in [0, window / 2), got {overlap}")
   if batch_size < 1:
     raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
-  mngr = checkpoint.manager(stage_dir)
-
-  def read(s):
-    stage = checkpoint.stage_config(mngr, s)
-    if stage.task != "curve_segment":
-      raise checkpoint.CheckpointMismatchError(
-          f"checkpoint in {stage_dir} is a {stage.task!r} stage; predict needs a "
-          "curve_segment stage (e.g. WORKDIR/finetune_warm)")
-    task = tasks.make_task(stage)
-    abstract = nnx.eval_shape(lambda: task.build_model(nnx.Rngs(params=0)))
-    graphdef, params, rest = state_lib.split_model(abstract)
-    return stage, task, graphdef, checkpoint.restore_params(mngr, params, s), rest
-
-  try:
-    if step is None:
-      found, got = checkpoint.read_newest(mngr, read, log=log)
-      if found is None:
-        raise FileNotFoundError(f"no checkpoint in {mngr.directory}: its stage has not saved one")
-      stage, task, graphdef, params, rest = got
-    else:
-      stage, task, graphdef, params, rest = read(step)
-    params = jax.device_put(params)
-  finally:
-    mngr.close()
+  stage, task, graphdef, params, rest, _ = state_lib.restore(path, step, log=log,
+                                                              check=_curve_segmenter_only)
   traces = []
   # The same decision rule as the stage's eval (curve_segment.decision_logits).
   class_weights = tuple(stage.class_weights) if stage.get("class_weights") else None
