@@ -31,8 +31,12 @@ decay 1e-4 (the JAX step's cosine schedule is left out: a few scalar operations)
 Before timing, JAX's initial weights are copied into the twin and one forward pass of both is
 compared (CurveNet: logits, bottleneck features and loss, on a batch whose last row is partly
 padding), so the two are the same function, not just the same parameter count (both printed).
-Timing as step_time.py: median of --steps timed steps after --warmup, each ended by a device
-sync; `cpu_ms_per_step` is the process CPU time per step and `load_avg_1m` the machine's load
+By default (--processes=per_framework) each model's JAX rows and torch rows run in child
+processes of their own, alternated --repeats times: in one process torch's allocations split
+the heap block XLA reuses every step (ssl_seg/host_memory.py), and the JAX steps ran 25-30 %
+slower than in the training loop (benchmarks/RESULTS.md). Within a process, timing as
+step_time.py: median of --steps timed steps after --warmup, each ended by a device sync;
+`cpu_ms_per_step` is the process CPU time per step and `load_avg_1m` the machine's load
 before / after, for reading rows from a shared machine. --dtype=bfloat16 (ViT only) runs JAX's
 mixed precision and PyTorch under autocast(bfloat16). On a GPU, float32 matmuls use TF32 in
 both (JAX's default there; torch is told `set_float32_matmul_precision("high")`).
@@ -42,8 +46,12 @@ that row's step time; a last line per model sets what the issue's target over Py
 matmul timed in the same run elsewhere; see step_time.py).
 """
 
+import importlib.util
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -87,8 +95,54 @@ def define_flags():
                        "core); 1 with `taskset -c 0` compares the frameworks on one core.")
   flags.DEFINE_bool("interleave", True, "Time the rows round-robin, one step of each per round "
                     "(a shared machine's load then falls on all rows alike); false: row by row.")
+  flags.DEFINE_enum("processes", "per_framework", ["per_framework", "one"],
+                    "per_framework: each model's JAX rows and torch rows run in processes of "
+                    "their own, alternated --repeats times (torch's allocations split the heap "
+                    "block XLA reuses every step, slowing JAX 25-30 % in a shared process; "
+                    "RESULTS.md); one: all rows in this process, interleaved.")
+  flags.DEFINE_integer("repeats", 2, "per_framework: processes per framework and model; a row "
+                       "reports the fastest process's median.")
   flags.DEFINE_string("out", None, "Write the JSON rows here.")
   step_time.define_host_memory_flag()
+
+
+# Flags a per-framework child process inherits from its parent.
+_PASSED_ON = ("batch", "curvenet_batch", "log_height", "crop_width", "steps", "warmup", "size",
+              "dtype", "torch_threads", "interleave", "host_memory")
+
+
+def run_per_framework(fv, models_wanted, rows_wanted):
+  """Rows of every model from child processes (--processes=one), JAX's and torch's apart and
+  alternated; each row is the child's row with the lowest median, all medians kept beside."""
+  groups = [g for g in ([r for r in rows_wanted if r.startswith("jax")],
+                        [r for r in rows_wanted if r.startswith("torch")]) if g]
+  passed = [f"--{name}={fv[name].value}" for name in _PASSED_ON]
+  rows = []
+  for model_name in models_wanted:
+    runs = {}
+    for _ in range(fv.repeats):
+      for group in groups:
+        with tempfile.TemporaryDirectory() as tmp:
+          out = os.path.join(tmp, "rows.json")
+          subprocess.run([sys.executable, os.path.abspath(__file__), f"--models={model_name}",
+                          f"--rows={','.join(group)}", "--processes=one", f"--out={out}",
+                          *passed], check=True)
+          with open(out) as f:
+            for row in json.load(f):
+              runs.setdefault(row["name"], []).append(row)
+    for name in rows_wanted:
+      best = min(runs[name], key=lambda r: r["ms_per_step"])
+      rows.append({**best, "processes": "per_framework",
+                   "process_medians_ms": [r["ms_per_step"] for r in runs[name]]})
+  return rows
+
+
+def torch_installed():
+  """Whether torch can be imported, without importing it."""
+  try:
+    return importlib.util.find_spec("torch") is not None
+  except ValueError:
+    return False
 
 
 def import_torch():
@@ -374,13 +428,18 @@ def with_padding(host, rows):
 def run_model(torch, model_name, fv, rows_wanted, jax_dev, device):
   """The check line and the rows of one model; returns its rows (each with `model`)."""
   dtype = fv.dtype
+  # The twin (and its check against our model) only where torch rows are timed: a JAX-only
+  # process stays free of torch's allocations, as the training loop is.
+  twin = any(r.startswith("torch") for r in rows_wanted)
   if model_name == "vit":
     size, batch = vit.VARIANTS[fv.size], fv.batch
     images_u8, _, _ = synthetic.make_images(0, batch, size.img_size)
-    (n_jax, n_torch), diff = check_vit(torch, fv.size, images_u8[:4])
-    print(f"ViT-{fv.size} SimMIM parameters: jax {n_jax:,d}, torch {n_torch:,d}; "
-          f"max |pred difference| with copied weights {diff:.2e}")
-    inputs, make = torch.from_numpy(images_u8).to(device), vit_maker(torch, size, device, dtype)
+    if twin:
+      (n_jax, n_torch), diff = check_vit(torch, fv.size, images_u8[:4])
+      print(f"ViT-{fv.size} SimMIM parameters: jax {n_jax:,d}, torch {n_torch:,d}; "
+            f"max |pred difference| with copied weights {diff:.2e}")
+      inputs, make = (torch.from_numpy(images_u8).to(device),
+                      vit_maker(torch, size, device, dtype))
     shape = f"batch {batch} of {size.img_size} x {size.img_size} x {size.channels}"
   else:
     if dtype != "float32":
@@ -388,20 +447,22 @@ def run_model(torch, model_name, fv, rows_wanted, jax_dev, device):
     variant = model_name.removeprefix("curvenet_")
     batch, height, width = curvenet_shapes(fv)
     host = step_time.make_batch("curve_segment", curvenet_stage(variant), batch, height, width)
-    (n_jax, n_torch), diff, diff_bottleneck, (l_jax, l_torch) = check_curvenet(
-        torch, variant, with_padding(host, 2))
-    print(f"CurveNet-{variant} parameters: jax {n_jax:,d}, torch {n_torch:,d}; with copied "
-          f"weights max |difference| of logits {diff:.2e}, of bottleneck features "
-          f"{diff_bottleneck:.2e}; loss jax {l_jax:.6f}, torch {l_torch:.6f}")
-    diff = max(diff, diff_bottleneck)
-    inputs, make = torch_curvenet.torch_batch(torch, host, device), curvenet_maker(torch, variant,
-                                                                                   device)
+    if twin:
+      (n_jax, n_torch), diff, diff_bottleneck, (l_jax, l_torch) = check_curvenet(
+          torch, variant, with_padding(host, 2))
+      print(f"CurveNet-{variant} parameters: jax {n_jax:,d}, torch {n_torch:,d}; with copied "
+            f"weights max |difference| of logits {diff:.2e}, of bottleneck features "
+            f"{diff_bottleneck:.2e}; loss jax {l_jax:.6f}, torch {l_torch:.6f}")
+      diff = max(diff, diff_bottleneck)
+      inputs, make = (torch_curvenet.torch_batch(torch, host, device),
+                      curvenet_maker(torch, variant, device))
     shape = f"batch {batch} of {height} x {width} x 1"
-  if n_jax != n_torch or not diff < 1e-3:
+  if twin and (n_jax != n_torch or not diff < 1e-3):
     raise RuntimeError("the PyTorch twin is not the same model as ours (see the line above)")
+  torch_note = (f"torch {torch.__version__} on {device.type} ({torch.get_num_threads()} "
+                "threads)" if twin else "no torch in this process")
   print(f"{model_name}: {shape}, {dtype}, {fv.steps} timed steps after {fv.warmup} warm-up; "
-        f"JAX on {jax_dev.device_kind}, torch {torch.__version__} on {device.type} "
-        f"({torch.get_num_threads()} threads)", flush=True)
+        f"JAX on {jax_dev.device_kind}, {torch_note}", flush=True)
   # Build and warm up every row, then time them: round-robin (one step of each row per
   # round, --interleave, the default) so that on a shared machine every row sees the same
   # load, or row after row.
@@ -482,8 +543,7 @@ def print_table(rows):
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  torch = import_torch()
-  if torch is None:
+  if not torch_installed():
     print(f"error: {INSTALL_HINT}", file=sys.stderr)
     sys.exit(2)
   fv = flags.FLAGS
@@ -491,18 +551,27 @@ def main(argv):
   rows_wanted = step_time._parse_list("rows", fv.rows, allowed=ROWS)
   models_wanted = step_time._parse_list("models", fv.models, allowed=MODELS)
   jax_dev = jax.devices()[0]
-  device = torch.device("cuda" if jax_dev.platform == "gpu" and torch.cuda.is_available()
-                        else "cpu")
-  if device.type == "cuda":
-    torch.set_float32_matmul_precision("high")  # TF32, as XLA's default for f32 on GPU.
-  if fv.torch_threads:
-    torch.set_num_threads(fv.torch_threads)
-  print(f"CPU affinity: {len(os.sched_getaffinity(0))} of {os.cpu_count()} cores; torch "
-        f"{torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.1f}; host memory "
-        f"{memory} (both frameworks)")
-  rows = []
-  for model_name in models_wanted:
-    rows += run_model(torch, model_name, fv, rows_wanted, jax_dev, device)
+  # A process timing JAX rows only never imports torch (its libraries, threads and heap).
+  torch = device = None
+  if fv.processes == "per_framework" or any(r.startswith("torch") for r in rows_wanted):
+    torch = import_torch()
+    device = torch.device("cuda" if jax_dev.platform == "gpu" and torch.cuda.is_available()
+                          else "cpu")
+    if device.type == "cuda":
+      torch.set_float32_matmul_precision("high")  # TF32, as XLA's default for f32 on GPU.
+    if fv.torch_threads:
+      torch.set_num_threads(fv.torch_threads)
+  threads = "no torch" if torch is None else f"torch {torch.get_num_threads()} threads"
+  print(f"CPU affinity: {len(os.sched_getaffinity(0))} of {os.cpu_count()} cores; {threads}; "
+        f"load average {os.getloadavg()[0]:.1f}; host memory {memory}")
+  if fv.processes == "per_framework":
+    rows = run_per_framework(fv, models_wanted, rows_wanted)
+    print("rows from separate processes (JAX's and torch's apart); each the fastest of "
+          f"{fv.repeats} processes' medians:")
+  else:
+    rows = []
+    for model_name in models_wanted:
+      rows += run_model(torch, model_name, fv, rows_wanted, jax_dev, device)
   print_table(rows)
   output.write_rows(fv.out, rows)
 

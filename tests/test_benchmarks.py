@@ -45,6 +45,20 @@ def test_step_time_rejects_a_size_the_model_lacks(step_time):
     step_time.benchmark("denoise", "paper", "float32", 1)
 
 
+def test_loop_overhead_row_times_both_arms_of_a_tiny_stage(capsys):
+  from configs import welllog_demo
+  loop_overhead = _load("loop_overhead")
+  config = welllog_demo.get_config("variant=tiny,scale=0.05,batch=2,crop=64")
+  row = loop_overhead.measure(config, "synthetic", rounds=1, block=3, drop=1)
+  assert (row["stage"], row["task"], row["batch"]) == ("synthetic", "curve_segment", 2)
+  assert row["image_shape"] == [128, 64, 1] and row["timed_steps_per_arm"] == 2
+  assert row["loop_over_bare"] == pytest.approx(row["bare_ms_per_step"] / row["loop_ms_per_step"])
+  assert row["host_ms_per_batch"] > 0
+  json.dumps(row)
+  loop_overhead.print_table([row])
+  assert "synthetic" in capsys.readouterr().out
+
+
 def test_torch_reference_without_torch_says_how_to_install(monkeypatch, capsys):
   monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError.
   monkeypatch.syspath_prepend(ROOT)

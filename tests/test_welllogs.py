@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from test_las_io import write_curves
 
-from ssl_seg.data import welllog_render, welllog_style, welllogs as wl
+from ssl_seg.data import welllog_curves, welllog_render, welllog_style, welllogs as wl
 from ssl_seg.digitizer import las
 
 H, W = 64, 300
@@ -167,3 +167,17 @@ def test_render_dataset_from_las(tmp_path):
                            las_paths=[path], las_curves=("GR", "ILD"))
   for ex in data:
     assert {1, 2} <= set(np.unique(ex["seg"]))
+
+
+def test_a_narrowed_scale_wraps_only_the_outliers_of_a_flat_curve():
+  # Totem 9's DTMN: nearly flat near its top, a few low excursions. At the 75th percentile (the
+  # old wrap floor) a quarter of the samples crossed the edge: wrapped back and forth.
+  rng = np.random.default_rng(0)
+  values = 58.0 + rng.normal(0.0, 0.4, 5000)
+  values[::200] -= 8.0  # Low excursions: they stretch the range the scale is drawn from.
+  floor = welllog_curves.wrap_floor(values)
+  assert np.percentile(values, 99) < floor < values.max()
+  for seed in range(20):
+    left, right, _ = welllog_curves.random_scale(np.random.default_rng(seed), values.min(),
+                                                 values.max(), 1.0, wrap_floor=floor)
+    assert np.mean(values > max(left, right)) < 0.01

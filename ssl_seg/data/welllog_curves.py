@@ -5,8 +5,17 @@ import numpy as np
 
 from ssl_seg.digitizer import las
 
-# A narrowed (wrapping) LAS track scale still shows this percentile of the curve unwrapped.
-WRAP_PERCENTILE = 75
+
+def wrap_floor(values):
+  """The value a narrowed (wrapping) track scale must still reach: Tukey's upper fence (75th
+  percentile + 1.5 x the interquartile range), at most the curve's maximum.
+
+  Only outliers past the fence then wrap. The 75th percentile alone put the edge inside the
+  bulk of a flat curve: Totem 9's DTMN (interquartile range 0.6 us/ft) crossed it in a quarter
+  of its samples and wrapped across the track again and again (README, issue 14).
+  """
+  p25, p75, top = np.nanpercentile(values, [25, 75, 100])
+  return float(min(p75 + 1.5 * (p75 - p25), top))
 
 
 def _box_smooth(x, k):
@@ -114,10 +123,10 @@ def random_scale(rng, lo, hi, p_wrap, wrap_floor=None):
 
 
 def load_las(las_paths, las_curves):
-  """[(depth, values, per curve (min, max, WRAP_PERCENTILE))] of each LAS file."""
+  """[(depth, values, per curve (min, max, wrap_floor))] of each LAS file."""
   data = []
   for p in las_paths:
     depth, values = las.read_las_curves(p, las_curves)
-    ranges = [tuple(np.nanpercentile(v, [0, 100, WRAP_PERCENTILE])) for v in values]
+    ranges = [(np.nanmin(v), np.nanmax(v), wrap_floor(v)) for v in values]
     data.append((depth, values, ranges))
   return data

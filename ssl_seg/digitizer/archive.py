@@ -109,7 +109,8 @@ def load_source(path, curves, seed, index, p_wrap=0.4):
   scales = []
   for k, v in enumerate(values):
     # The 1st / 99th percentile, as the default mode's clipped range: rare spikes wrap.
-    lo, hi, floor = np.nanpercentile(v, [1, 99, welllog_curves.WRAP_PERCENTILE])
+    lo, hi = np.nanpercentile(v, [1, 99])
+    floor = min(welllog_curves.wrap_floor(v), hi)
     rng = np.random.default_rng([seed, index, k])
     scales.append(curve_values.Scale(*welllog_curves.random_scale(rng, lo, hi, p_wrap,
                                                                   wrap_floor=floor)))

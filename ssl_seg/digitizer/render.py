@@ -24,8 +24,9 @@ SECOND = ("RHOB", "DNEAR", "RHOZ", "DEN", "ZDEN", "DTMN", "DT", "DTC", "AC", "NP
 
 def _scale(rng, values, p_wrap):
   """A fixed scale for a curve from its range (as `welllog_curves` does for training renders)."""
-  lo, hi, floor = np.nanpercentile(values, [0, 100, welllog_curves.WRAP_PERCENTILE])
-  return curve_values.Scale(*welllog_curves.random_scale(rng, lo, hi, p_wrap, wrap_floor=floor))
+  return curve_values.Scale(*welllog_curves.random_scale(
+      rng, np.nanmin(values), np.nanmax(values), p_wrap,
+      wrap_floor=welllog_curves.wrap_floor(values)))
 
 
 def render_one(rng, source, width, height, style):
