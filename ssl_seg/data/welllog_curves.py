@@ -18,6 +18,11 @@ def wrap_floor(values):
   return float(min(p75 + 1.5 * (p75 - p25), top))
 
 
+def scale_range(values):
+  """(min, max, wrap floor) of a LAS curve: what `random_scale` draws its track scale from."""
+  return float(np.nanmin(values)), float(np.nanmax(values)), wrap_floor(values)
+
+
 def _box_smooth(x, k):
   if k <= 1:
     return x
@@ -127,6 +132,6 @@ def load_las(las_paths, las_curves):
   data = []
   for p in las_paths:
     depth, values = las.read_las_curves(p, las_curves)
-    ranges = [(np.nanmin(v), np.nanmax(v), wrap_floor(v)) for v in values]
+    ranges = [scale_range(v) for v in values]
     data.append((depth, values, ranges))
   return data

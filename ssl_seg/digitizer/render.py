@@ -24,9 +24,8 @@ SECOND = ("RHOB", "DNEAR", "RHOZ", "DEN", "ZDEN", "DTMN", "DT", "DTC", "AC", "NP
 
 def _scale(rng, values, p_wrap):
   """A fixed scale for a curve from its range (as `welllog_curves` does for training renders)."""
-  return curve_values.Scale(*welllog_curves.random_scale(
-      rng, np.nanmin(values), np.nanmax(values), p_wrap,
-      wrap_floor=welllog_curves.wrap_floor(values)))
+  lo, hi, floor = welllog_curves.scale_range(values)
+  return curve_values.Scale(*welllog_curves.random_scale(rng, lo, hi, p_wrap, wrap_floor=floor))
 
 
 def render_one(rng, source, width, height, style):
