@@ -120,6 +120,19 @@ def test_single_window_matches_a_direct_model_call(seg):
   np.testing.assert_allclose(seg.logits(image), direct, rtol=1e-5, atol=1e-5)
 
 
+def test_test_time_flip_averages_the_depth_reversed_window(stage_dir):
+  plain, flip = (segmenter.load(stage_dir, window=64, overlap=16, batch_size=2, test_time_flip=f)
+                 for f in (False, True))
+  assert segmenter.load(stage_dir).apply is not None  # The stage's own setting loads too.
+  image = _scan(3, HEIGHT, 50)  # One window, padded at the right end.
+  mirrored = np.ascontiguousarray(image[:, ::-1])
+  want = 0.5 * (plain.logits(image) + plain.logits(mirrored)[:, ::-1])
+  np.testing.assert_allclose(flip.logits(image), want, rtol=1e-5, atol=1e-5)
+  # The average is mirror-symmetric; the random model alone is not, so this can fail.
+  np.testing.assert_allclose(flip.logits(mirrored)[:, ::-1], flip.logits(image), atol=1e-5)
+  assert np.abs(plain.logits(mirrored)[:, ::-1] - plain.logits(image)).max() > 1e-2
+
+
 @pytest.mark.parametrize("kind", ["png_gray_odd", "tiff_rgb", "one_bit_portrait", "jpeg"])
 def test_predict_writes_exact_size_mask_overlay_and_csv(seg, tmp_path, kind):
   h, w = {"png_gray_odd": (45, 203), "tiff_rgb": (40, 131), "one_bit_portrait": (157, 41),
@@ -589,9 +602,10 @@ def test_a_blank_page_is_no_curve_in_the_summary(blind_stage_dir, tmp_path):
 @pytest.mark.parametrize("module,needed", [
     ("predict", ["--track", "--[no]track-detect", "--depth-axis", "--window", "--max-gap",
                  "--layout", "--manifest", "--step", "--scale", "--curve-units", "--max-pixels",
-                 "--resolution", "--px-per-stroke", "--target-height"]),
+                 "--resolution", "--px-per-stroke", "--target-height", "--test-time-flip"]),
     ("evaluate", ["--track", "--[no]track-detect", "--depth-axis", "--window", "--max-gap",
-                  "--las", "--resolution", "--px-per-stroke", "--target-height"]),
+                  "--las", "--resolution", "--px-per-stroke", "--target-height",
+                  "--test-time-flip"]),
     ("render_las", ["--las", "--curves", "--min-width"])])
 def test_help_lists_every_flag_a_user_needs(module, needed):
   proc = subprocess.run([sys.executable, "-m", f"ssl_seg.{module}", "--help"],

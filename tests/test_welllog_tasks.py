@@ -154,6 +154,7 @@ def test_a_tiny_curvenet_overfits_one_log_on_both_curves():
   stage.data.height = 64
   stage.optim.lr, stage.optim.warmup_epochs = 1e-2, 0.0
   stage.augment.enabled = False
+  stage.test_time_flip = False  # Never trained on a mirrored log, so it is not scored on one.
   style = welllog_style.RenderStyle(p_two_tracks=0.0, p_header=0.0)
   image, seg = welllog_render.render_log(3, height=64, width=128, style=style)
   batch = {"image": np.repeat(image[None, ..., None], 4, 0), "seg": np.repeat(seg[None], 4, 0),

@@ -36,6 +36,10 @@ def define_flags():
   flags.register_multi_flags_validator(["resolution", "px-per-stroke", "target-height"],
                                        _check_resolution)
   flags.DEFINE_integer("batch-size", 4, "Windows per device batch.")
+  define_aliased(flags.DEFINE_enum, "test-time-flip", "stage", list(TEST_TIME_FLIP),
+                 "Average the logits with those of each window reversed along depth (two "
+                 "forward passes). stage: as the checkpoint's stage evaluated (its "
+                 "test_time_flip); on / off.")
   flags.DEFINE_multi_string("track", [], "X0:X1 span of one track across the value axis "
                             "in original pixels (repeatable; default: the whole image, or "
                             "see --track-detect).")
@@ -47,6 +51,9 @@ def define_flags():
   define_aliased(flags.DEFINE_integer, "max-pixels", scans.DEFAULT_MAX_PIXELS, "Refuse scans "
                  "whose header claims more pixels than this (0: no cap), before decoding them.",
                  lower_bound=0)
+
+
+TEST_TIME_FLIP = {"stage": None, "on": True, "off": False}
 
 
 def define_aliased(define, name, *args, **kwargs):
@@ -121,4 +128,5 @@ def load_from_flags(checkpoint_dir):
   names = ("resolution", "px-per-stroke", "target-height")
   return segmenter.load(checkpoint_dir, window=flag("window"), overlap=flag("overlap"),
                         batch_size=flag("batch-size"), log=lambda msg: print(msg, file=sys.stderr),
-                        resolution=_resolution({n: flag(n) for n in names}))
+                        resolution=_resolution({n: flag(n) for n in names}),
+                        test_time_flip=TEST_TIME_FLIP[flag("test-time-flip")])

@@ -128,11 +128,12 @@ def _curve_segmenter_only(stage, stage_dir):
 
 
 def load(path, *, window=1024, overlap=128, batch_size=4, step=None, log=None,
-         resolution=resolution_lib.Resolution()):
+         resolution=resolution_lib.Resolution(), test_time_flip=None):
   """A Segmenter from a stage directory (or its checkpoints/), restoring only the params.
 
   Without `step`, the newest step that can be read (an unreadable newer one is named through
   `log`). `resolution`: the scale tracks are segmented at (`ssl_seg.digitizer.resolution`).
+  `test_time_flip`: average with each window reversed along depth (None: as the stage's eval).
   """
   checkpoint.stage_dir_of(path)  # A path that is no stage directory is the first error named.
   if window % curvenet.STRIDE or window < 2 * curvenet.STRIDE:
@@ -148,11 +149,14 @@ def load(path, *, window=1024, overlap=128, batch_size=4, step=None, log=None,
   # The same decision rule as the stage's eval (curve_segment.decision_logits).
   class_weights = tuple(stage.class_weights) if stage.get("class_weights") else None
   correction = stage.get("weight_correction", 0.0)
+  if test_time_flip is None:
+    test_time_flip = stage.get("test_time_flip", False)
 
   def forward(params, images, valid):
     traces.append(images.shape)  # Runs once per compilation, never per call.
     model = nnx.merge(graphdef, params, rest)
-    logits, _ = model(curve_segment.ink(images), valid=valid, train=False)
+    logits = curve_segment.predict_logits(model, curve_segment.ink(images), valid,
+                                          test_time_flip)
     return curve_segment.decision_logits(logits, class_weights, correction).astype(np.float32)
 
   height = int(stage.data.height)

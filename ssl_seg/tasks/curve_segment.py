@@ -7,7 +7,9 @@ Curves cover about 1 % of pixels, so plain cross-entropy is dominated by backgro
 `binary=True` merges the curves into one class (the binary curve / background stage).
 Padding (`valid_px` False) and padding rows (`_valid` False) count nowhere. Predictions (eval,
 pictures, `inference`) are the argmax of `decision_logits`: `weight_correction` in [0, 1] removes
-that share of the class weights' bias towards the curves.
+that share of the class weights' bias towards the curves. `test_time_flip` averages the logits
+with those of each log reversed along depth (`predict_logits`), the mirror image training
+augments with.
 """
 
 import jax
@@ -74,6 +76,29 @@ def decision_logits(logits, class_weights, correction=1.0):
   return logits - correction * jnp.log(jnp.asarray(class_weights, jnp.float32))
 
 
+def flip_depth(a, valid):
+  """`a` [B, H, W, ...] with each log's valid columns reversed along depth (W), padding left in
+  place at the right end, so the flipped log is exactly the mirrored log, padded as before.
+  `valid` [B, H, W]: a log's valid columns are a prefix (buckets, crops and windows pad at the
+  right). Its own inverse."""
+  width = valid.any(axis=1).sum(-1, keepdims=True)  # [B, 1]
+  col = jnp.arange(a.shape[2])[None]
+  idx = jnp.where(col < width, width - 1 - col, col)  # [B, W]
+  idx = idx.reshape(idx.shape[:1] + (1,) + idx.shape[1:] + (1,) * (a.ndim - 3))
+  return jnp.take_along_axis(a, jnp.broadcast_to(idx, a.shape[:2] + idx.shape[2:]), axis=2)
+
+
+def predict_logits(model, x, valid, test_time_flip):
+  """Eval-mode logits [B, H, W, K]; with `test_time_flip`, the mean of the log's and its
+  depth-reversed copy's (flipped back). Two forward passes; on the long recipe's model +0.009 /
+  +0.011 strict F1 and +0.005 / +0.009 within 1 px on held-out synthetic logs (README)."""
+  logits, _ = model(x, valid=valid, train=False)
+  if test_time_flip:
+    mirrored, _ = model(flip_depth(x, valid), valid=flip_depth(valid, valid), train=False)
+    logits = 0.5 * (logits + flip_depth(mirrored, valid))
+  return logits
+
+
 def _class_names(stage):
   return ("background", "curve") if stage.binary else tuple(stage.class_names)
 
@@ -87,6 +112,8 @@ def validate(stage, f):
   config_utils.need(0.0 <= correction <= 1.0, f"{f}.weight_correction",
                     f"must be in [0, 1] (share of the class weights' bias removed), got "
                     f"{correction}")
+  config_utils.need(isinstance(stage.get("test_time_flip", False), bool),
+                    f"{f}.test_time_flip", "must be True or False")
 
 
 def make_task(stage):
@@ -95,6 +122,7 @@ def make_task(stage):
   num_classes = len(class_names)
   class_weights = np.asarray(stage.class_weights, np.float32) if stage.class_weights else None
   correction = stage.get("weight_correction", 0.0)  # See decision_logits.
+  test_time_flip = stage.get("test_time_flip", False)  # See predict_logits.
 
   def build_model(rngs):
     return models.build(stage.model, rngs, out_channels=num_classes)
@@ -121,7 +149,7 @@ def make_task(stage):
 
   def eval_fn(model, batch, key):
     valid, x = batch["valid_px"], ink(batch["image"])
-    logits, _ = model(x, valid=valid, train=False)
+    logits = predict_logits(model, x, valid, test_time_flip)
     weights = pixel_weights(valid, batch["_valid"])
     labels = labels_of(batch)
     decision = decision_logits(logits, class_weights, correction)
@@ -142,7 +170,7 @@ def make_task(stage):
     return out
 
   def pictures(model, batch, key):
-    logits, _ = model(ink(batch["image"]), valid=batch["valid_px"], train=False)
+    logits = predict_logits(model, ink(batch["image"]), batch["valid_px"], test_time_flip)
     return {"scan": batch["image"][..., 0], "truth": labels_of(batch),
             "prediction": decision_logits(logits, class_weights, correction).argmax(-1)
                           * batch["valid_px"]}
