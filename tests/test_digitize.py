@@ -184,6 +184,28 @@ def test_r2():
   assert np.isnan(curve_values.r2(t, np.full(5, np.nan)))
 
 
+def test_cleanup_drops_grid_row_pieces_beside_a_jagged_curve_and_keeps_a_curve_on_the_line():
+  # A jagged curve crossing the grid line at row 23 every few columns; the segmenter painted
+  # the line's pieces between crossings as curve (each shorter than the value-line rule's 16).
+  rng = np.random.default_rng(0)
+  y = 23 + 10 * np.sin(np.arange(240) / 4.0) + rng.normal(0, 1.5, 240)
+  y[200:] = 23.0  # At the end the curve runs on the line itself: its only run there.
+  clean = _line(48, y)
+  image = np.full(clean.shape, 235, np.uint8)
+  image[[10, 23, 36]] = 150  # Three value-grid lines.
+  image[clean == 1] = 30
+  grid = mask_cleanup.value_grid_rows(image)
+  assert np.flatnonzero(grid).tolist() == [10, 23, 36]
+  dirty = clean.copy()
+  dirty[23, :200] = 1
+  np.testing.assert_array_equal(mask_cleanup.cleanup_mask(clean, grid_rows=grid), clean)
+  out = mask_cleanup.cleanup_mask(dirty, grid_rows=grid)
+  want = tracer.trace(clean, 1)
+  np.testing.assert_allclose(tracer.trace(out, 1).px, want.px, atol=0.5)
+  assert (out[23, 200:] == 1).all()  # The curve on the line stays.
+  assert np.abs(tracer.trace(mask_cleanup.cleanup_mask(dirty), 1).px - want.px).max() > 3
+
+
 def _curve_with_flat_part(width=200):
   x = np.arange(width)
   y = 20 + 8 * np.sin(x / 15.0)

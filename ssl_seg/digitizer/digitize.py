@@ -69,7 +69,9 @@ def digitize_file(seg, path, out_dir, *, layout=None, name=None, page=None, step
   track_curves = layout.track_curves(seg.class_names)
   _check_classes(track_curves, seg.class_names)
   mask, image, sizing = _segment(seg, image, bands, layout)
-  traces = scan_layout.trace_scan(mask, layout, seg.class_names, max_gap, cleanup=cleanup)
+  # A banded scan's image is a thumbnail: its grid rows are not the mask's.
+  traces = scan_layout.trace_scan(mask, layout, seg.class_names, max_gap, cleanup=cleanup,
+                                  image=image if bands is None else None)
   curves = _curves(seg.class_names, layout, track_curves, traces)
   name = name or scans.stem(path)
   depth_values = layout.depth_at(np.arange(shape[0] if layout.vertical else shape[1]))

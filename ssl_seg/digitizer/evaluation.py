@@ -13,10 +13,11 @@ from ssl_seg.digitizer import curve_values, mask_cleanup, render, scan_layout, s
 from ssl_seg.tasks import curve_segment
 
 
-def curve_scores(mask, truth, max_gap=8, cleanup=True):
+def curve_scores(mask, truth, max_gap=8, cleanup=True, image=None):
   """{curve k: {"r2", "coverage", "mae_track"}} of the curves in `mask` against a sidecar.
 
-  `cleanup`: trace curve k from `mask_cleanup.cleanup_mask` of its track's rows, as predict does.
+  `cleanup`: trace curve k from `mask_cleanup.cleanup_mask` of its track's rows, as predict
+  does, with the grid rows of `image` (the scan, same size as the mask) where it is given.
   """
   out = {}
   for k, values in truth.values.items():
@@ -27,7 +28,8 @@ def curve_scores(mask, truth, max_gap=8, cleanup=True):
     scale = truth.scales[k]
     track = mask[top:bottom + 1]
     if cleanup:
-      track = mask_cleanup.cleanup_mask(track, (k,))
+      grid = None if image is None else mask_cleanup.value_grid_rows(image[top:bottom + 1])
+      track = mask_cleanup.cleanup_mask(track, (k,), grid_rows=grid)
     tr = tracer.trace(track, k, top=0, bottom=bottom - top, max_gap=max_gap,
                       wrap_side=scale.wrap_side)
     truth_axis = scale.axis(values)
@@ -127,7 +129,8 @@ def evaluate_file(seg, path, masks_dir, *, las_dir, depth_axis, tracks, max_gap,
          **metrics.rule_scores(*counts["rule"], seg.class_names)}
   if sidecar is not None:
     for tag, m in (("", pred), ("_truth_mask", truth), ("_rule", rule)):
-      for c, scores in curve_scores(m, sidecar, max_gap, cleanup=tag != "_truth_mask").items():
+      for c, scores in curve_scores(m, sidecar, max_gap, cleanup=tag != "_truth_mask",
+                                    image=image).items():
         for key, v in scores.items():
           row[f"{key}{tag}/{seg.class_names[c]}"] = v
   return row, counts

@@ -7,7 +7,7 @@ from ssl_seg.digitizer.runs import column_runs
 
 
 def cleanup_mask(mask, classes=(1, 2), *, line_px=None, min_line=None, min_size=None,
-                 reach=None):
+                 reach=None, grid_rows=None):
   """A copy of class ids [H, W] (depth along columns) without grid lines and specks painted
   as one of `classes`; they become background, other pixels are kept.
 
@@ -30,6 +30,14 @@ def cleanup_mask(mask, classes=(1, 2), *, line_px=None, min_line=None, min_size=
     specks: 8-connected components under `min_size` px (default line_px ** 2) with no other
       component of the class within `reach` px (default max(8, 2 line_px)). A dash of a dashed
       curve has its neighbours a dash gap away; noise has none.
+    runs on the image's grid rows (`grid_rows`, bool [H] from `value_grid_rows` of the scan's
+      track, where the scan is at hand): a run of the class lying wholly on grid rows in a
+      column where the class also has ink off them (not +-1 row: on log-scale tracks, with
+      lines every few rows, that took curve ink too). A segmenter paints stretches of a
+      grid line as curve where a jagged curve keeps crossing it; the pieces are too short for
+      the value-line rule, and a tracer following continuity runs along them. The curve's own
+      run in that column is off the line; where the curve itself lies on the line, its run is
+      the only one in the column and stays.
   `line_px` defaults to max(2, H // 16): 2 px at the model's 32-row tracks, growing with the
   mask when predict scales it back up to a large scan.
   """
@@ -46,7 +54,39 @@ def cleanup_mask(mask, classes=(1, 2), *, line_px=None, min_line=None, min_size=
     m &= ~_value_lines(m, line_px, min_line, reach)
     m &= ~_depth_lines(m, line_px)
     m &= ~_specks(m, min_size, reach)
+    if grid_rows is not None:
+      m &= ~_runs_on_grid_rows(m, grid_rows)
     out[(mask == k) & ~m] = 0
+  return out
+
+
+def value_grid_rows(track_image, contrast=0.1, reach=4):
+  """bool [H]: rows of a scan's track (uint8 [H, W], value axis along rows) that are value-grid
+  lines: the row's median is darker than the median of the rows within `reach` by `contrast`
+  of the paper (the track's 90th percentile). A line spans the track, so its row's median is
+  line; a curve's row is paper outside the curve. Medians of neighbouring rows, not of the
+  whole track, so shading and print density across the track do not count."""
+  img = np.asarray(track_image, np.float32)
+  if img.ndim != 2 or img.shape[0] < 3:
+    return np.zeros(img.shape[:1], bool)
+  rows = np.median(img, axis=1)
+  local = ndimage.median_filter(rows, size=2 * reach + 1, mode="nearest")
+  return rows < local - contrast * np.percentile(img, 90)
+
+
+def _runs_on_grid_rows(m, grid_rows):
+  """bool [H, W]: runs of m wholly on `grid_rows` in columns with ink off them."""
+  out = np.zeros(m.shape, bool)
+  near = np.asarray(grid_rows, bool)
+  if not near.any():
+    return out
+  cols, starts, ends = column_runs(m)
+  covered = np.r_[0, np.cumsum(near)]  # Grid rows in [a, b): covered[b] - covered[a].
+  on_grid = covered[ends] - covered[starts] == ends - starts
+  off = np.bincount(cols[~on_grid], minlength=m.shape[1]) > 0
+  for c, a, b in zip(cols[on_grid & off[cols]], starts[on_grid & off[cols]],
+                     ends[on_grid & off[cols]]):
+    out[a:b, c] = True
   return out
 
 

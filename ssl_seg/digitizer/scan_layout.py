@@ -192,20 +192,23 @@ def scan_stroke(seg, image, layout):
   return stroke, resolution_lib.describe(stroke, spans, rows)
 
 
-def trace_scan(mask, layout, class_names, max_gap=8, *, cleanup=True, probs=None):
+def trace_scan(mask, layout, class_names, max_gap=8, *, cleanup=True, probs=None, image=None):
   """Per track, {curve name: Trace} in the model layout of that track.
 
   Args:
     cleanup: first drop grid lines and specks painted as a curve (`mask_cleanup.cleanup_mask`),
       per track: its rows are the value axis that grid lines follow.
     probs: optional float [H, W, K] class probabilities in the scan's layout, for confidences.
+    image: optional uint8 scan the size of `mask`: cleanup also drops curve runs on its
+      value-grid rows (`mask_cleanup.value_grid_rows`).
   """
   curves = [(k, name) for k, name in enumerate(class_names) if k > 0]
   out = []
   for t in range(len(layout.tracks)):
     m = layout.crop(mask, t)
     if cleanup:
-      m = mask_cleanup.cleanup_mask(m, [k for k, _ in curves])
+      grid = None if image is None else mask_cleanup.value_grid_rows(layout.crop(image, t))
+      m = mask_cleanup.cleanup_mask(m, [k for k, _ in curves], grid_rows=grid)
     p = None if probs is None else layout.crop(probs, t)
     sides = {c.class_id: c.scale.wrap_side for c in (layout.curves[t] if layout.curves else ())
              if c.scale is not None}
