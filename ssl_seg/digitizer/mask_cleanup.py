@@ -65,27 +65,31 @@ def value_grid_rows(track_image, contrast=0.1, reach=4):
   lines: the row's median is darker than the median of the rows within `reach` by `contrast`
   of the paper (the track's 90th percentile). A line spans the track, so its row's median is
   line; a curve's row is paper outside the curve. Medians of neighbouring rows, not of the
-  whole track, so shading and print density across the track do not count."""
+  whole track, so shading and print density across the track do not count. The two rows at
+  each edge are never grid rows: a crop may hold the track's border there, and a wrapping
+  curve's ink crosses it (the tracer links the edges through that ink)."""
   img = np.asarray(track_image, np.float32)
-  if img.ndim != 2 or img.shape[0] < 3:
-    return np.zeros(img.shape[:1], bool)
+  out = np.zeros(img.shape[:1], bool)
+  if img.ndim != 2 or img.shape[0] < 5:
+    return out
   rows = np.median(img, axis=1)
   local = ndimage.median_filter(rows, size=2 * reach + 1, mode="nearest")
-  return rows < local - contrast * np.percentile(img, 90)
+  out[2:-2] = (rows < local - contrast * np.percentile(img, 90))[2:-2]
+  return out
 
 
 def _runs_on_grid_rows(m, grid_rows):
   """bool [H, W]: runs of m wholly on `grid_rows` in columns with ink off them."""
   out = np.zeros(m.shape, bool)
-  near = np.asarray(grid_rows, bool)
-  if not near.any():
+  grid_rows = np.asarray(grid_rows, bool)
+  if not grid_rows.any():
     return out
   cols, starts, ends = column_runs(m)
-  covered = np.r_[0, np.cumsum(near)]  # Grid rows in [a, b): covered[b] - covered[a].
+  covered = np.r_[0, np.cumsum(grid_rows)]  # Grid rows in [a, b): covered[b] - covered[a].
   on_grid = covered[ends] - covered[starts] == ends - starts
-  off = np.bincount(cols[~on_grid], minlength=m.shape[1]) > 0
-  for c, a, b in zip(cols[on_grid & off[cols]], starts[on_grid & off[cols]],
-                     ends[on_grid & off[cols]]):
+  ink_off_grid = np.bincount(cols[~on_grid], minlength=m.shape[1]) > 0
+  drop = on_grid & ink_off_grid[cols]
+  for c, a, b in zip(cols[drop], starts[drop], ends[drop]):
     out[a:b, c] = True
   return out
 
