@@ -9,6 +9,9 @@ from absl import flags
 
 from ssl_seg.digitizer import resolution as resolution_lib, scans, segmenter
 
+# --test-time-flip: stage = what the checkpoint's stage evaluated with (`test_time_flip`).
+TEST_TIME_FLIP = {"stage": None, "on": True, "off": False}
+
 
 def flag(name):
   return flags.FLAGS[name].value
@@ -51,9 +54,6 @@ def define_flags():
   define_aliased(flags.DEFINE_integer, "max-pixels", scans.DEFAULT_MAX_PIXELS, "Refuse scans "
                  "whose header claims more pixels than this (0: no cap), before decoding them.",
                  lower_bound=0)
-
-
-TEST_TIME_FLIP = {"stage": None, "on": True, "off": False}
 
 
 def define_aliased(define, name, *args, **kwargs):
