@@ -226,3 +226,23 @@ def test_bfloat16_compute_keeps_float32_params():
   out, aux = nnx.eval_shape(lambda m, x: m(x), model,
                             jax.ShapeDtypeStruct((2, 32, 64, 1), jnp.float32))
   assert out.dtype == jnp.bfloat16 and aux["tokens"].dtype == jnp.bfloat16
+
+
+@pytest.mark.parametrize("with_x", [True, False])
+def test_half_res_conv_is_the_full_resolution_conv_of_the_concatenation(with_x):
+  # The decoder's last stage computes conv(concat(upsample(x), skip)) and the stem conv(image)
+  # (no x) at half resolution; each must be the same function (values and kernel gradient) up
+  # to rounding, borders included.
+  kx, ks, kk = jax.random.split(jax.random.key(0), 3)
+  x = jax.random.normal(kx, (2, 4, 6, 3)) if with_x else None
+  skip = jax.random.normal(ks, (2, 8, 12, 2))
+  kernel = jax.random.normal(kk, (3, 3, 5 if with_x else 2, 4))
+  full = (jnp.concatenate([jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2), skip], -1)
+          if with_x else skip)
+  direct = lambda kernel: jax.lax.conv_general_dilated(
+      full, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  half = lambda kernel: cn.half_res_conv(x, skip, kernel)
+  np.testing.assert_allclose(half(kernel), direct(kernel), rtol=1e-5, atol=1e-5)
+  loss = lambda f: lambda k: jnp.sum(jnp.sin(f(k)))
+  np.testing.assert_allclose(jax.grad(loss(half))(kernel), jax.grad(loss(direct))(kernel),
+                             rtol=1e-4, atol=1e-4)
