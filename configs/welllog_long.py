@@ -3,7 +3,8 @@ synthetic stage (10,000 steps) and 3x the fine-tunes, same stages and data as th
 44 s measured on the 2-core CPU (synthetic stage 0.891 / 0.827 strict F1, 0.964 / 0.933 within
 1 px; warm 0.883 / 0.824 and 0.960 / 0.935, with the test-time flip the evals now use 0.892 /
 0.835 and 0.965 / 0.943; README). With 6,000 synthetic steps it was 0.883 / 0.812 and 0.958 /
-0.917: the curves still gain from steps at this length.
+0.917: the curves still gain from steps at this length. Since CurveNet's full-resolution convs
+run at half resolution: 26 min 44 s, warm 0.897 / 0.829 and 0.968 / 0.938 with the flip.
 
   python -m ssl_seg.main --config=configs/welllog_long.py --workdir=runs/long
 
