@@ -63,8 +63,8 @@ def sample_positions(c, lo, hi, session):
   A pen more than a pixel wide also inks a steep segment's column in the next one, so a spike's
   far end shows in two columns, equally high: in a steep column (`_STEEP_ROWS` tall) a tie
   with the next column still makes a peak (the first of the two), one with the previous does
-  not. (Strict on both sides, true masks of
-  LAS renders read spiky curves at R² 0.954-0.962 where they now read 0.970-0.973.)
+  not. (Strict on both sides, the true masks of LAS renders read spiky GAMN at R² 0.954-0.963
+  where they now read 0.970-0.975; README, "Spike tips drawn with a wide pen".)
   """
   mid = (lo + hi) / 2.0
   if len(c) < 3:
