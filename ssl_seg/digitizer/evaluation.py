@@ -13,11 +13,17 @@ from ssl_seg.digitizer import curve_values, mask_cleanup, render, scan_layout, s
 from ssl_seg.tasks import curve_segment
 
 
-def curve_scores(mask, truth, max_gap=8, cleanup=True, image=None):
+def track_grid_rows(image, truth):
+  """{curve k: bool rows} of `mask_cleanup.value_grid_rows` of each sidecar track of the scan."""
+  return {k: mask_cleanup.value_grid_rows(image[top:bottom + 1])
+          for k, (top, bottom) in truth.rows.items()}
+
+
+def curve_scores(mask, truth, max_gap=8, cleanup=True, grid_rows=None):
   """{curve k: {"r2", "coverage", "mae_track"}} of the curves in `mask` against a sidecar.
 
   `cleanup`: trace curve k from `mask_cleanup.cleanup_mask` of its track's rows, as predict
-  does, with the grid rows of `image` (the scan, same size as the mask) where it is given.
+  does, with the scan's grid rows where `grid_rows` ({k: rows}, `track_grid_rows`) is given.
   """
   out = {}
   for k, values in truth.values.items():
@@ -28,7 +34,7 @@ def curve_scores(mask, truth, max_gap=8, cleanup=True, image=None):
     scale = truth.scales[k]
     track = mask[top:bottom + 1]
     if cleanup:
-      grid = None if image is None else mask_cleanup.value_grid_rows(image[top:bottom + 1])
+      grid = None if grid_rows is None else grid_rows[k]
       track = mask_cleanup.cleanup_mask(track, (k,), grid_rows=grid)
     tr = tracer.trace(track, k, top=0, bottom=bottom - top, max_gap=max_gap,
                       wrap_side=scale.wrap_side)
@@ -128,9 +134,10 @@ def evaluate_file(seg, path, masks_dir, *, las_dir, depth_axis, tracks, max_gap,
          **metrics.pixel_scores(*counts["model"], seg.class_names),
          **metrics.rule_scores(*counts["rule"], seg.class_names)}
   if sidecar is not None:
+    grid_rows = track_grid_rows(image, sidecar)  # Once per scan, for the model and the rule.
     for tag, m in (("", pred), ("_truth_mask", truth), ("_rule", rule)):
       for c, scores in curve_scores(m, sidecar, max_gap, cleanup=tag != "_truth_mask",
-                                    image=image).items():
+                                    grid_rows=grid_rows).items():
         for key, v in scores.items():
           row[f"{key}{tag}/{seg.class_names[c]}"] = v
   return row, counts
