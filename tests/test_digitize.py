@@ -124,10 +124,40 @@ def test_a_spike_reads_its_peak_also_when_dashed():
   assert abs(tracer.trace(mask, 2).px[10] - 6) <= 0.5  # ...its far end is the sample.
   mask[10:13, 10] = 0  # A dash gap halfway up the spike.
   assert abs(tracer.trace(mask, 2).px[10] - 6) <= 0.5
+  # A dotted curve: the spike's column is a column of 1 px dots (rows 6, 9, ..., 18).
+  dotted = _line(41, ys, 2)
+  dotted[np.arange(41) % 3 > 0, 10] = 0
+  np.testing.assert_array_equal(dotted[:, 10].nonzero()[0], [6, 9, 12, 15, 18])
+  assert abs(tracer.trace(dotted, 2).px[10] - 6) <= 0.5
   # A solid curve has no dash gaps: pieces of its class in one column are not joined.
   solid = np.where(mask > 0, 1, 0).astype(np.uint8)
   assert tracer.trace(solid, 1).px[10] > 12
   assert abs(tracer.trace(solid, 1, dash_gap=0.1).px[10] - 6) <= 0.5
+
+
+def test_a_dotted_spike_among_dotted_columns_is_read_not_bridged():
+  ys = np.full(21, 30.0)
+  ys[10] = 6.0
+  mask = _line(41, ys, 2)
+  mask[np.ix_(np.arange(41) % 3 > 0, np.arange(8, 13))] = 0  # Dots every 3rd row.
+  np.testing.assert_array_equal(mask[:, 9].nonzero()[0], [18, 21, 24, 27, 30])
+  # Piece by piece, the spike's dots lie 12-24 rows from every dot of the flat neighbours'
+  # columns, and the decoder bridged the column at row 30; as one stretch it is read.
+  tr = tracer.trace(mask, 2)
+  assert not tr.filled[10] and abs(tr.px[10] - 6) <= 0.5
+
+
+def test_a_steep_spike_down_from_the_top_edge_is_not_a_wrap():
+  height = 58
+  v = np.r_[np.linspace(0.55, 0.7, 20), 0.79, 0.88, 1.0, 0.15, 0.8, 0.87,
+            np.linspace(0.85, 0.6, 20)]
+  mask = _line(height, (height - 1) * (1 - v), 2)
+  mask[np.ix_(np.arange(height) % 5 >= 2, np.arange(19, 27))] = 0  # Dotted at the spike.
+  # The spike's column holds no ink in the bottom band, so the curve cannot have come back
+  # in through the bottom edge: read straight, not a track width up (1.4-1.8 from column 23).
+  tr = tracer.trace(mask, 2)
+  assert (tr.wrap == 0).all()
+  np.testing.assert_allclose(tr.frac[27:], v[27:], atol=0.05)
 
 
 def test_spikes_drawn_with_a_wide_pen_read_at_their_tips():

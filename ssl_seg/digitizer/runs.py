@@ -3,17 +3,17 @@
 Where in a run the sample is. A column's ink runs from halfway to the previous sample, through
 its own, to halfway to the next (a plotted polyline), so the run's centre is the sample except
 where the curve turns: at a peak or trough the sample is the run's far end (less half a
-stroke). To find that end, the chosen run is first joined with the other pieces of its
-stretch in its column: runs of the dashed class closer than a tenth of the track (`dash_gap`),
-or of any class with only the other curve's ink between them (a steep dashed stretch, or one
-crossed by the other curve, is one stretch of ink per column, and reading one piece of it
-cuts a spike short). The join places the sample only; the decoding (`tracer`) sees the runs
-as drawn.
+stroke). To find that end, the pieces of a stretch in one column are first joined: runs of
+the dashed class closer than a tenth of the track (`dash_gap`) in a steep stretch, or of any
+class with only the other curve's ink between them (a steep dashed stretch, or one crossed by
+the other curve, is one stretch of ink per column, and reading one piece of it cuts a spike
+short). The decoding (`tracer`) sees each joined stretch as one run.
 """
 
 import numpy as np
 
-_STEEP_ROWS = 3  # A dash piece at least this tall is part of a steep stretch.
+_STEEP_ROWS = 3  # A run at least this tall is a steep stretch of curve.
+_DOTS = 3  # A column with this many pieces of one curve holds a steep dotted stretch.
 
 
 def column_runs(m):
@@ -32,18 +32,22 @@ def join_dashes(cols, starts, ends, gap, background, band):
 
   first / last: per group, the index of its top and bottom run; group: per run, its group.
   A curve is one value per depth, so one column holds one stretch of it; a steep stretch of a
-  dashed or dotted curve leaves it as several tall pieces with short gaps (under `gap` rows),
-  and the other curve drawn across it hides a piece (a gap without background pixels). Runs
-  further apart with paper between (a wrapped curve at both edges, a blob), flat pieces (a
-  mislabelled branch of the other curve beside this one) and pieces in the edge bands (`band`
-  rows, where they may be either side of a wrap) stay apart.
+  dashed or dotted curve leaves it as several pieces with short gaps (under `gap` rows): tall
+  ones, or a column of three or more dots (1-2 rows each); and the other curve drawn across
+  it hides a piece (a gap without background pixels). Runs further apart with paper between
+  (a wrapped curve at both edges, a blob), two flat pieces (a mislabelled branch of the other
+  curve beside this one) and pieces in the edge bands (`band` rows, where they may be either
+  side of a wrap) stay apart. (Joining only tall pieces read Totem's dotted DTMN spikes short;
+  joining any two flat ones follows the branch; README, "Dotted spikes".)
   """
   n = len(cols)
   if n < 2:
     return np.arange(n), np.arange(n), np.arange(n)
   paper = np.cumsum(np.pad(background, ((1, 0), (0, 0))), axis=0)  # [H + 1, W]
   hidden = paper[starts[1:], cols[1:]] - paper[ends[:-1], cols[1:]] == 0
-  steep = np.maximum(ends[:-1] - starts[:-1], ends[1:] - starts[1:]) >= _STEEP_ROWS
+  # A steep stretch: a tall piece, or a column of dots (three or more pieces).
+  steep = ((np.maximum(ends[:-1] - starts[:-1], ends[1:] - starts[1:]) >= _STEEP_ROWS)
+           | (np.bincount(cols)[cols[1:]] >= _DOTS))
   inside = (starts[:-1] >= band) & (ends[1:] <= len(background) - band)
   join = (cols[1:] == cols[:-1]) & inside & (((starts[1:] - ends[:-1] < gap) & steep) | hidden)
   opens = np.r_[True, ~join]  # Starts a group.

@@ -9,7 +9,8 @@ Cleanup. A segmenter paints some grid lines and specks as curve; `mask_cleanup.c
 docstring has the rules) removes them before tracing, as `scan_layout.trace_scan` does.
 
 Decoding. A column may hold several runs of a class: a stray blob, the other curve's ink given
-this class near a crossing, the remains of a grid line. The run kept is the one that continues
+this class near a crossing, the remains of a grid line. (The pieces of one steep dashed or
+dotted stretch, `runs.join_dashes`, count as one run.) The run kept is the one that continues
 the curve, chosen for the whole mask at once by dynamic programming (`_decode`): a path through
 the runs, at most one per column, earns 1 per column it reads and pays, per link, for ink
 beyond a free drift (squared, in track widths), a little for leaving the straight-ahead
@@ -27,15 +28,16 @@ Wrap-around. Real logs draw a value that runs past the track's edge from the opp
         value 20 % past the right edge reads 1.2 and converts to right + 0.2 (right - left).
 A link between columns may cross an edge when the earlier position lay in the band along that
 edge, or its column holds ink in the band along the other edge (the other half of a crossing,
-where the segmenter lost this half); the decoder takes whichever crossing, or none, is
-cheaper. Counts are relative within a session (a run of linked columns): nothing in the
-picture tells whether a curve entered the window already wrapped, or how far it wrapped while
-absent. Each session's counts are therefore
-shifted so that its most common count is 0: a curve is taken to spend most of its length on its
-main scale, as backup scales are drawn for excursions. Where two counts are both common (each
-on at least 35 % of the session: a curve straddling an edge), the one on the low-value side is
-0 (`wrap_side`: backup scales carry values past the scale's high end, which is the right edge,
-or the left one on a reversed scale), not the mode, which there is a coin flip. A window that
+where the segmenter lost this half), and the later column holds ink in the band along the
+edge it comes back through; the decoder takes whichever crossing, or none, is cheaper. Counts
+are relative within a session (a run of linked columns): nothing in the picture tells whether
+a curve entered the window already wrapped, or how far it wrapped while absent. Each
+session's counts are therefore shifted so that its most common count is 0: a curve is taken
+to spend most of its length on its main scale, as backup scales are drawn for excursions.
+Where two counts are both common (each on at least 35 % of the session: a curve straddling an
+edge), the one on the low-value side is 0 (`wrap_side`: backup scales carry values past the
+scale's high end, which is the right edge, or the left one on a reversed scale), not the
+mode, which there is a coin flip. A window that
 shows only an excursion reads one track width off.
 
 Where in a run the sample is: `runs.sample_positions` (its docstring has the rule).
@@ -104,28 +106,29 @@ def trace(mask, cls, *, top=0, bottom=None, max_gap=8, edge_band=0.15, probs=Non
   inner = mask[top:bottom + 1]
   if dash_gap is None:
     dash_gap = 0.1 if cls in DASHED_CLASSES else 0.0
+  # Decoding sees each stretch of ink in a column as one run: the pieces of a steep dashed or
+  # dotted stretch joined (`runs.join_dashes`). Decoded piece by piece, a dotted spike is a
+  # column of small runs each far from the neighbours' ink, and the path skipped the column.
   cols, starts, ends = runs.column_runs(inner == cls)
+  first, last, _ = runs.join_dashes(cols, starts, ends, max(2.0, dash_gap * length), inner == 0,
+                                    band)
+  cols, starts, ends = cols[first], starts[first], ends[last]
   centre = top + (starts + ends - 1) / 2.0  # Row of each run's centre.
   # Positions above the bottom row, 0..length: the run's lowest and highest pixel, its centre.
   lo, hi = (bottom - top - (ends - 1)).astype(float), (bottom - top - starts).astype(float)
   pos = bottom - centre
   out = Trace(np.full(width, np.nan), np.zeros(width, np.int64), np.full(width, np.nan),
               np.zeros(width, bool), np.zeros(width))
-  near_top, near_bottom = _near_edges(cols, lo, hi, length, band, width)
-  nodes, wrap, session = _decode(cols, lo, hi, pos, near_top, near_bottom, length, max_gap)
+  nodes, wrap, session = _decode(cols, lo, hi, pos, _edge_ink(cols, lo, hi, length, band, width),
+                                 length, max_gap)
   c = cols[nodes]
-  # The path and its wraps come from the runs as drawn; where in the ink the sample lies comes
-  # from the chosen run joined with the pieces of its stretch (joining before decoding let
-  # tall joined runs near the edges confuse the wrap counts of steep, often-wrapping curves).
-  g_first, g_last, g_of = runs.join_dashes(cols, starts, ends, max(2.0, dash_gap * length),
-                                           inner == 0, band)
-  lo_g, hi_g = lo[g_last[g_of[nodes]]], hi[g_first[g_of[nodes]]]
-  at = runs.sample_positions(c, lo_g + wrap * length, hi_g + wrap * length, session)
+  at = runs.sample_positions(c, lo[nodes] + wrap * length, hi[nodes] + wrap * length, session)
   out.wrap[c], out.frac[c] = wrap, at / length
   out.px[c] = bottom - (at - wrap * length)
   sessions = np.full(width, -1)
   sessions[c] = session
-  out.confidence[c] = _confidence(probs, cls, top, bottom, (cols, starts, ends), nodes, width)
+  out.confidence[c] = _confidence(probs, inner == cls, cls, top, (cols, starts, ends), nodes,
+                                  width)
   _main_scale(out, sessions, wrap_side)
   if max_gap > 0:
     _fill_gaps(out, sessions, max_gap, top, bottom)
@@ -133,37 +136,49 @@ def trace(mask, cls, *, top=0, bottom=None, max_gap=8, edge_band=0.15, probs=Non
 
 
 
-def _near_edges(cols, lo, hi, length, band, width):
-  """Per run, whether it may cross the top / bottom edge: it lies in that edge's band, or its
-  column holds ink in the other edge's band (a crossing draws ink at both edges of its
-  column, and the segmenter may lose the half on this side)."""
-  near_top, near_bottom = hi >= length - band, lo <= band
-  at_top = np.bincount(cols[near_top], minlength=width) > 0
-  at_bottom = np.bincount(cols[near_bottom], minlength=width) > 0
-  return near_top | at_bottom[cols], near_bottom | at_top[cols]
+def _edge_ink(cols, lo, hi, length, band, width):
+  """Where a link may cross an edge: (exits, entries), each (via the top, via the bottom).
+
+  exits: per run, whether the curve may leave through that edge after it: the run lies in
+  that edge's band, or its column holds ink in the other edge's band (a crossing draws ink at
+  both edges of its column, and the segmenter may lose the half on this side). entries: per
+  column, whether the curve may come back in through that edge into one of its runs: the
+  column holds ink in that edge's band. Without the entry rule a steep spike down from the
+  top edge, decoded in joined stretches, read as a wrap past it (a log of Totem seed 6 read a
+  track width off for 311 columns; README, "Dotted spikes").
+  """
+  in_top, in_bottom = hi >= length - band, lo <= band
+  at_top = np.bincount(cols[in_top], minlength=width) > 0
+  at_bottom = np.bincount(cols[in_bottom], minlength=width) > 0
+  return (in_top | at_bottom[cols], in_bottom | at_top[cols]), (at_top, at_bottom)
 
 
-def _confidence(probs, cls, top, bottom, col_runs, nodes, width):
-  """Per chosen run: its mean class probability (1 without `probs`) x 2 / (n + 1), n the runs
-  of the class in its column."""
+def _confidence(probs, ink, cls, top, col_runs, nodes, width):
+  """Per chosen run: the mean class probability of its ink (1 without `probs`) x 2 / (n + 1),
+  n the runs of the class in its column (a joined stretch is one; `ink`: the track's pixels
+  of the class)."""
   cols, starts, ends = col_runs
   c = cols[nodes]
   base = np.ones(len(nodes))
   if probs is not None:
     p = np.asarray(probs, np.float64)
     p = p[..., cls] if p.ndim == 3 else p
-    sums = np.cumsum(np.pad(p[top:bottom + 1], ((1, 0), (0, 0))), axis=0)
-    base = (sums[ends[nodes], c] - sums[starts[nodes], c]) / (ends[nodes] - starts[nodes])
+    def summed(x):  # Column sums over a run's rows.
+      sums = np.cumsum(np.pad(x, ((1, 0), (0, 0))), axis=0)
+      return sums[ends[nodes], c] - sums[starts[nodes], c]
+    base = summed(p[top:top + len(ink)] * ink) / summed(ink.astype(np.float64))
   return np.clip(base, 0.0, 1.0) * 2.0 / (np.bincount(cols, minlength=width)[c] + 1)
 
 
-def _decode(cols, lo, hi, pos, near_top, near_bottom, length, max_gap):
+def _decode(cols, lo, hi, pos, edge_ink, length, max_gap):
   """The runs on the curve (module docstring): (run indices, wrap counts, session ids)."""
   n = len(cols)
   if not n:
     return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+  (exit_top, exit_bottom), (enter_top, enter_bottom) = edge_ink
+  exit_top, exit_bottom = exit_top.tolist(), exit_bottom.tolist()
+  enter_top, enter_bottom = enter_top.tolist(), enter_bottom.tolist()
   cols, lo, hi, pos = cols.tolist(), lo.tolist(), hi.tolist(), pos.tolist()
-  near_top, near_bottom = near_top.tolist(), near_bottom.tolist()
   score, back, dwrap, vel = [0.0] * n, [-1] * n, [0] * n, [0.0] * n
   linked = [False] * n  # Continues its `back` run's session (else starts a new one).
   far = (0.0, -1)  # Best path ending left of the link window, to restart from.
@@ -184,10 +199,13 @@ def _decode(cols, lo, hi, pos, near_top, near_bottom, length, max_gap):
         if score[j] - _SESSION_COST - _RESTART_COST > best[0]:
           best = (score[j] - _SESSION_COST - _RESTART_COST, j, False, 0)
         pred = pos[j] + vel[j] * dc
-        # Only a curve that was in the edge band can have crossed that edge. The run on the far
-        # side need not touch the other edge: a steep curve moves far in one column.
+        # Only a curve that was in the edge band can have crossed that edge, and it comes back
+        # through the other one: this column holds ink in that edge's band. The run entered
+        # need not touch the edge itself: a steep curve moves far in one column.
         for dw in (0, 1, -1):
-          if (dw == 1 and not near_top[j]) or (dw == -1 and not near_bottom[j]):
+          if dw == 1 and not (exit_top[j] and enter_bottom[col]):
+            continue
+          if dw == -1 and not (exit_bottom[j] and enter_top[col]):
             continue
           a, b = lo[i] + dw * length, hi[i] + dw * length
           # A curve that moved h px within a column (a tall run) may move that much again
