@@ -28,8 +28,10 @@ def welllog_data(num_train, num_eval, *, seed, height=128, min_width=192, max_wi
       num_train=num_train, num_eval=num_eval, num_labels=-1, seed=seed, las_paths=(),
       las_curves=("GR", "RHOB"), num_buckets=2, max_batch_size=16,
       # crop_width > 0: train on windows this wide (data/crops.py); fresh: new renders each
-      # step, a share las_fraction of them with curves from las_paths.
-      crop_width=0, fresh=False, las_fraction=1.0))
+      # step, a share las_fraction of them with curves from las_paths, in the look
+      # render_style (RenderStyle fields to replace; eval logs keep the default look).
+      crop_width=0, fresh=False, las_fraction=1.0,
+      render_style=ml_collections.ConfigDict(dict(p_spikes=0.0))))
 
 
 def corruption():

@@ -215,6 +215,11 @@ def test_las_curves_are_chosen_by_config(tmp_path):
              "data.las_curves: must name two LAS curves")
 
 
+def test_an_unknown_render_style_field_is_named_before_training(tmp_path):
+  _run_fails(_welllog(render_style={"p_spikes": 0.5, "p_spiky": 0.5}), tmp_path,
+             config_utils.ConfigError, "data.render_style: unknown RenderStyle field.s. p_spiky")
+
+
 def _poison_step(monkeypatch, index):
   """Batch `index` (None: every batch) of every train set is all zeros, and a zero batch has a
   NaN loss."""

@@ -6,7 +6,7 @@ import numpy as np
 
 from configs import welllog_demo
 from ssl_seg import tasks
-from ssl_seg.data import crops, sources, welllogs
+from ssl_seg.data import crops, sources, welllog_curves, welllogs
 
 
 def _logs(widths, height=32):
@@ -24,6 +24,20 @@ def test_fresh_renders_are_new_every_row_and_step_and_repeat_exactly():
   assert len({img.tobytes() for img in images}) == 8  # No log twice.
   again = load(1)
   assert all(np.array_equal(b[k], again[k]) for k in b)
+
+
+def test_fresh_renders_take_the_training_look_and_spikes_only_where_asked_for():
+  plain = crops.FreshRenders(seed=3, batch_size=2, height=32, crop_width=64, labeled=True,
+                             style=sources.train_style({"p_spikes": 0.0}))(1)
+  default = crops.FreshRenders(seed=3, batch_size=2, height=32, crop_width=64, labeled=True)(1)
+  assert all(np.array_equal(plain[k], default[k]) for k in plain)  # Same draws as before.
+  spiky = crops.FreshRenders(seed=3, batch_size=2, height=32, crop_width=64, labeled=True,
+                             style=sources.train_style({"p_spikes": 1.0}))(1)
+  assert not np.array_equal(spiky["image"], plain["image"])
+  flat, spiked = (welllog_curves.synthetic_curves(np.random.default_rng(0), 400, p_gap=0.0,
+                                                  p_wrap=0.0, p_spikes=p) for p in (0.0, 1.0))
+  moved = np.abs(spiked[0] - flat[0]) > 0  # Curve1's (curve2's later draws shift).
+  assert 0 < moved.sum() <= 0.1 * 400  # A few isolated 1-3 sample excursions, the rest as is.
 
 
 def test_fresh_renders_split_rows_over_processes():

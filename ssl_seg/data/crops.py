@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from ssl_seg.data import buckets, welllogs
+from ssl_seg.data.welllog_style import RenderStyle
 
 
 def _as_batch(images, segs, crop_width):
@@ -37,15 +38,18 @@ class FreshRenders:
   """Step -> a batch of `crop_width`-px windows of newly rendered logs (this process's rows)."""
 
   def __init__(self, *, seed, batch_size, height, crop_width, labeled, min_width=None,
-               max_width=None, las_data=(), las_fraction=1.0, shard_index=0, shard_count=1):
+               max_width=None, las_data=(), las_fraction=1.0, style=RenderStyle(),
+               shard_index=0, shard_count=1):
     """Logs `min_width`..`max_width` px wide (log-uniform, as `welllogs.render_dataset`; both
-    default to `crop_width`), each seen through one random `crop_width` window."""
+    default to `crop_width`) in the look `style`, each seen through one random `crop_width`
+    window."""
     if batch_size % shard_count:
       raise ValueError(f"batch_size {batch_size} does not divide over {shard_count} processes")
     self.seed, self.batch_size, self.height, self.crop_width = seed, batch_size, height, crop_width
     self.min_width = crop_width if min_width is None else min_width
     self.max_width = crop_width if max_width is None else max_width
     self.labeled, self.las_data, self.las_fraction = labeled, tuple(las_data), las_fraction
+    self.style = style
     per = batch_size // shard_count
     self.rows = range(shard_index * per, (shard_index + 1) * per)
 
@@ -55,7 +59,8 @@ class FreshRenders:
       index = int(step) * self.batch_size + row
       image, seg = welllogs.render_indexed(
           self.seed, index, height=self.height, min_width=self.min_width,
-          max_width=self.max_width, las_data=self.las_data, las_fraction=self.las_fraction)
+          max_width=self.max_width, style=self.style, las_data=self.las_data,
+          las_fraction=self.las_fraction)
       x0 = np.random.default_rng([self.seed, index, 0xc7091]).integers(
           0, max(image.shape[1] - self.crop_width, 0) + 1)
       images.append(image[:, x0:x0 + self.crop_width])

@@ -24,6 +24,7 @@ from ssl_seg.data import (
   synthetic,
   welllogs,
 )
+from ssl_seg.data.welllog_style import RenderStyle
 from ssl_seg.models import curvenet
 
 
@@ -125,6 +126,13 @@ def source_of(data):
   return SOURCES[data.name]
 
 
+def train_style(overrides):
+  """The look of freshly rendered training logs: `RenderStyle` with the fields of
+  `data.render_style` (e.g. p_spikes) replaced; evaluation logs keep the default look."""
+  return dataclasses.replace(RenderStyle(), **{
+      k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in dict(overrides).items()})
+
+
 def validate(data, f):
   """Raises config_utils.ConfigError for a bad field of data config `f` ('stages.NAME.data'):
   a known data set, non-empty splits and label subsets, logs at least CurveNet's stride."""
@@ -150,6 +158,9 @@ def validate(data, f):
   if "las_fraction" in data:
     need(0.0 <= data.las_fraction <= 1.0, f"{f}.las_fraction",
          f"must be a share in [0, 1], got {data.las_fraction}")
+  if data.get("render_style"):
+    unknown = sorted(set(data.render_style) - {x.name for x in dataclasses.fields(RenderStyle)})
+    need(not unknown, f"{f}.render_style", f"unknown RenderStyle field(s) {', '.join(unknown)}")
   if "min_width" in data:
     need(data.min_width >= stride, f"{f}.min_width", f"must be >= {stride} px (the network's "
          f"stride), got {data.min_width}")
@@ -264,7 +275,8 @@ def _cropped_stage_data(stage, keys, devices_per_process=1, process_index=0,
     load = crops.FreshRenders(seed=seed, batch_size=stage.batch_size, height=data.height,
                               crop_width=data.crop_width, labeled="seg" in keys,
                               min_width=data.min_width, max_width=data.max_width, las_data=las,
-                              las_fraction=data.las_fraction, **shard)
+                              las_fraction=data.las_fraction,
+                              style=train_style(data.get("render_style", {})), **shard)
     steps = max(1, data.num_train // stage.batch_size)
   else:
     train_src = build_source(stage, "train", keys)

@@ -38,7 +38,9 @@ def smooth_noise(rng, n, n_knots, scale):
 
 def synthetic_curves(rng: np.random.Generator, width: int, *, p_gap: float = 0.3,
                      p_wrap: float = 0.4, p_rough: float = 0.0,
-                     roughness: tuple[float, float] = (0.02, 0.15)) -> np.ndarray:
+                     roughness: tuple[float, float] = (0.02, 0.15), p_spikes: float = 0.0,
+                     spikes_per_100px: tuple[float, float] = (0.5, 3.0),
+                     spike_height: tuple[float, float] = (0.1, 0.6)) -> np.ndarray:
   """Two geology-like series [2, width] in track units (beyond [0, 1] wraps); NaN = no ink."""
   if width < 1:
     raise ValueError(f"width must be >= 1, got {width}")
@@ -76,6 +78,9 @@ def synthetic_curves(rng: np.random.Generator, width: int, *, p_gap: float = 0.3
       # Tool noise and thin beds: scatter of every sample, lightly smoothed (1-2 samples).
       c += _box_smooth(rng.normal(0.0, rng.uniform(*roughness) * span, width),
                        int(rng.integers(1, 3)))
+    # Drawn only where asked for, so renders without spikes stay byte for byte as before.
+    if p_spikes and rng.random() < p_spikes:
+      _add_spikes(rng, c, spikes_per_100px, spike_height, span)
     if rng.random() < p_wrap:
       peak = c.max()
       c[:] = offset + (c - offset) * (rng.uniform(1.1, 1.6) - offset) / max(peak - offset, 1e-6)
@@ -83,6 +88,17 @@ def synthetic_curves(rng: np.random.Generator, width: int, *, p_gap: float = 0.3
       start = int(rng.integers(0, width))
       c[start:start + int(rng.integers(width // 20 + 1, width // 5 + 2))] = np.nan
   return curves
+
+
+def _add_spikes(rng, c, per_100px, height, span):
+  """Isolated excursions of 1-3 samples, in place: a sonic's cycle skips, a gamma ray's hot
+  streaks. Real logs have them (Totem 9's DTMN); bed-and-noise curves did not, and the
+  segmenter missed such spikes of a faint dotted curve on LAS renders (README)."""
+  width = len(c)
+  n = rng.poisson(rng.uniform(*per_100px) * width / 100.0)
+  for start in rng.integers(0, width, n):
+    size = rng.uniform(*height) * span * rng.choice([-1.0, 1.0])
+    c[start:start + int(rng.integers(1, 4))] += size
 
 
 def las_track_curves(rng, las_data, width, style):

@@ -154,7 +154,9 @@ def _curves(rng, style, height, width, curves):
     curves = np.concatenate([
         welllog_curves.synthetic_curves(rng, width, p_gap=style.p_curve_gap,
                                         p_wrap=style.p_curve_wrap, p_rough=style.p_rough,
-                                        roughness=style.roughness)
+                                        roughness=style.roughness, p_spikes=style.p_spikes,
+                                        spikes_per_100px=style.spikes_per_100px,
+                                        spike_height=style.spike_height)
         for _ in range(n_rows // 2)])
     return curves, two_tracks
   curves = np.array(curves, dtype=float)

@@ -50,6 +50,11 @@ class RenderStyle:
   # dashed curve2: on LAS renders it then read a jagged RHOB as curve2 (README).
   p_rough: float = 0.5
   roughness: tuple[float, float] = (0.02, 0.15)
+  # Synthetic curves: chance a curve carries isolated 1-3 sample spikes (`spikes_per_100px`
+  # of them, each `spike_height` x its span, up or down).
+  p_spikes: float = 0.0
+  spikes_per_100px: tuple[float, float] = (0.5, 3.0)
+  spike_height: tuple[float, float] = (0.1, 0.6)
   # Scan degradations, applied in this order: skew, speckle, blur, JPEG.
   p_skew: float = 0.5
   skew_max_deg: float = 0.6
