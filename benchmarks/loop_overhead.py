@@ -68,9 +68,12 @@ def measure(config, name, *, rounds, block, drop):
   built = state.build(stage, data.steps_per_epoch, data.steps_per_epoch * stage.epochs,
                       task=task)
   train_state = built.state()
+  # The state as the loop passes it: its leaves (`step.make_train_step`, `leaves_of`).
   train_step = step.make_train_step(
       built.graphdef, built.tx, task.loss_fn, batch_sharding=sharding.batch_sharding(mesh),
-      options=step.compiler_options(stage.model.get("name", "")))
+      options=step.compiler_options(stage.model.get("name", "")),
+      leaves_of=jax.tree.structure(train_state))
+  train_state = jax.tree.leaves(train_state)
   key = jax.random.key(0)
   # Host cost of a batch on its own (one thread, the step idle): what the loop must hide.
   data.train[0]  # Warm-up (caches, lazy imports).

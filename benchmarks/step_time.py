@@ -173,7 +173,7 @@ class StepRunner:
   callers can interleave configurations on a shared machine; `row(...)` makes the JSON row."""
 
   def __init__(self, task, size, dtype, batch_size, *, log_height=128, log_width=512,
-               augment=True, compiler_options=None):
+               augment=True, compiler_options=None, state_as_leaves=True):
     if task not in TASKS:
       raise ValueError(f"unknown task {task!r}; choose from {list(TASKS)}")
     family = TASKS[task][0]
@@ -187,7 +187,13 @@ class StepRunner:
     built = state_lib.build(stage, 100, 100 * stage.epochs, seed=0)
     self.num_params = sum(x.size for x in jax.tree.leaves(built.params))
     self.state = built.state()
-    train_step = step_lib.make_train_step(built.graphdef, built.tx, built.task.loss_fn)
+    # As `ssl_seg.train` runs it: the state passed as its leaves (`state_as_leaves=False`: as
+    # the pytree of nnx Variables, rebuilt on the host at every call).
+    leaves_of = jax.tree.structure(self.state) if state_as_leaves else None
+    if state_as_leaves:
+      self.state = jax.tree.leaves(self.state)
+    train_step = step_lib.make_train_step(built.graphdef, built.tx, built.task.loss_fn,
+                                          leaves_of=leaves_of)
     self.host = make_batch(task, stage, batch_size, log_height, log_width)
     self.batch = jax.device_put(self.host)
     self.key = jax.random.key(0)

@@ -76,7 +76,8 @@ class StageRun:
   task: tasks.Task
   data: sources.StageData
   graphdef: object
-  train_step: object
+  train_step: object  # Over the state's leaves (`leaves_of`): see `step.make_train_step`.
+  leaves_of: object  # The train state's tree structure.
   eval_step: object
   schedule: object
   mngr: object
@@ -131,12 +132,14 @@ def run_stage(config, name, workdir, writer, *, log=print, mesh=None, profile=No
     stage_index = list(config.stage_order).index(name)
     batch_sh = sharding.batch_sharding(mesh)
     options = step_lib.compiler_options(stage.model.get("name", ""))
+    leaves_of = jax.tree_util.tree_structure(state)
     with preemption.stop_on_signals() as stop:
       run = StageRun(
           name=name, stage=stage, stage_dir=stage_dir, task=task, data=data, graphdef=graphdef,
           train_step=step_lib.make_train_step(graphdef, tx, task.loss_fn,
                                               state_sharding=shardings, batch_sharding=batch_sh,
-                                              options=options),
+                                              options=options, leaves_of=leaves_of),
+          leaves_of=leaves_of,
           eval_step=step_lib.make_eval_step(graphdef, task.eval_fn, state_sharding=shardings,
                                             batch_sharding=batch_sh, options=options),
           schedule=schedule, mngr=mngr,
@@ -232,6 +235,13 @@ def _train_epoch(run: StageRun, state, batches, epoch, first, steps):
   history, items = [], 0
   bar = tqdm(total=spe, initial=first, desc=f"{run.name} {epoch + 1}/{stage.epochs}",
              leave=False, dynamic_ncols=True)
+  # The steps pass the state as its leaves; the tree is rebuilt only where it is read.
+  leaves = jax.tree_util.tree_leaves(state)
+  del state  # Its arrays are donated to the first step.
+
+  def tree():
+    return jax.tree_util.tree_unflatten(run.leaves_of, leaves)
+
   for i in range(first, spe):
     batch = next(batches)
     items += _batch_rows(batch)
@@ -239,9 +249,9 @@ def _train_epoch(run: StageRun, state, batches, epoch, first, steps):
     end = i == spe - 1
     if run.profile:
       run.profile.before(step)
-    state, step_metrics = run.train_step(state, batch, run.key)
+    leaves, step_metrics = run.train_step(leaves, batch, run.key)
     if run.profile:
-      run.profile.after(step, state, end=end and epoch + 1 == stage.epochs)
+      run.profile.after(step, leaves, end=end and epoch + 1 == stage.epochs)
     history.append(step_metrics)
     bar.update(1)
     save_now = not end and (run.stop["signal"] or every and step % every == 0)
@@ -249,13 +259,13 @@ def _train_epoch(run: StageRun, state, batches, epoch, first, steps):
       # The only device->host transfer: every log_every_steps steps, not every step.
       means = _flush(history, steps)
       run.writer.scalars(f"{run.name}/train_steps/", means, step)  # TensorBoard only.
-      _check_finite(run, state)
+      _check_finite(run, tree())
       bar.set_postfix(loss=f"{means['loss']:.4f}")
     if save_now:
-      _save(run, state, epoch, partial=steps)
-      _stop_if_asked(run, state)
+      _save(run, tree(), epoch, partial=steps)
+      _stop_if_asked(run, tree())
   bar.close()
-  return state, items
+  return tree(), items
 
 
 def _check_learned(run: StageRun, state, epoch, first, skipped_before):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import pytest
 
 from configs import vit_tiny_synthetic
@@ -84,8 +85,8 @@ def test_killed_and_preempted_runs_resume_bit_identical(tmp_path, monkeypatch):
     step = make_train_step(*args, **kw)
 
     def train_step(state, batch, key):
-      state, out = step(state, batch, key)
-      if int(state["step"]) == target:
+      state, out = step(state, batch, key)  # The loop passes the state's leaves.
+      if int(jax.tree_util.tree_unflatten(kw["leaves_of"], state)["step"]) == target:
         signal.raise_signal(signal.SIGTERM)
       return state, out
     return train_step

@@ -190,8 +190,8 @@ def _device_checks(workdir):
     step = make_train_step(*args, **kw)
 
     def train_step(state, batch, key):
-      state, res = step(state, batch, key)
-      if int(state["step"]) == 3:
+      state, res = step(state, batch, key)  # The loop passes the state's leaves.
+      if int(jax.tree_util.tree_unflatten(kw["leaves_of"], state)["step"]) == 3:
         signal.raise_signal(signal.SIGTERM)
       return state, res
     return train_step

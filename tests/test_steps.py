@@ -39,6 +39,18 @@ def _leaves(tree):
   return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
+def test_the_step_over_the_state_leaves_is_the_same_step(tiny_config):
+  task, graphdef, tx, state, batch = _setup(tiny_config.stages.segment)
+  leaves_of = jax.tree.structure(state)
+  copy = jax.tree.map(jnp.copy, state)  # Each step donates its state.
+  want, want_losses = _run(step_lib.make_train_step(graphdef, tx, task.loss_fn), state, batch, 3)
+  got, losses = _run(step_lib.make_train_step(graphdef, tx, task.loss_fn, leaves_of=leaves_of),
+                     jax.tree.leaves(copy), batch, 3)
+  assert isinstance(got, list) and losses == want_losses
+  for a, b in zip(_leaves(want), _leaves(jax.tree.unflatten(leaves_of, got)), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
 def test_frozen_encoder_is_unchanged_and_head_moves(tiny_config):
   task, graphdef, tx, state, batch = _setup(tiny_config.stages.segment, policy="frozen")
   before = jax.device_get(state["params"])

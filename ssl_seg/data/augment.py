@@ -6,10 +6,14 @@ Geometric transforms take the masks along (nearest neighbour) so image and mask 
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-IMAGENET_MEAN = jnp.array([0.485, 0.456, 0.406])
-IMAGENET_STD = jnp.array([0.229, 0.224, 0.225])
-LUMA = jnp.array([0.299, 0.587, 0.114])
+# NumPy, not jnp: a jnp constant made at import started XLA's CPU client and its threads before
+# a process could set its malloc policy (ssl_seg/host_memory.py), and the ViT step ran 1.3x
+# slower in benchmarks/torch_reference.py, which imports this module first (RESULTS.md).
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def normalize(images_u8):
