@@ -218,6 +218,8 @@ def test_las_curves_are_chosen_by_config(tmp_path):
 def test_an_unknown_render_style_field_is_named_before_training(tmp_path):
   _run_fails(_welllog(render_style={"p_spikes": 0.5, "p_spiky": 0.5}), tmp_path,
              config_utils.ConfigError, "data.render_style: unknown RenderStyle field.s. p_spiky")
+  _run_fails(_welllog(fresh=False, render_style={"p_spikes": 0.5}), tmp_path / "b",
+             config_utils.ConfigError, "data.render_style: only a stage on fresh renders")
 
 
 def _poison_step(monkeypatch, index):

@@ -161,6 +161,9 @@ def validate(data, f):
   if data.get("render_style"):
     unknown = sorted(set(data.render_style) - {x.name for x in dataclasses.fields(RenderStyle)})
     need(not unknown, f"{f}.render_style", f"unknown RenderStyle field(s) {', '.join(unknown)}")
+    need(data.get("fresh", False) or train_style(data.render_style) == RenderStyle(),
+         f"{f}.render_style", "only a stage on fresh renders (data.fresh=True) draws its "
+         "training logs in another look")
   if "min_width" in data:
     need(data.min_width >= stride, f"{f}.min_width", f"must be >= {stride} px (the network's "
          f"stride), got {data.min_width}")
