@@ -42,7 +42,7 @@ def make_train_step(graphdef, tx, loss_fn, *, state_sharding=None, batch_shardin
   leaves_of: the state's tree structure (`jax.tree_util.tree_structure`): the step then takes
     and returns the state as its list of leaves. Passed as a pytree, every call rebuilt the
     ~200 nnx Variables of params and optimizer state on the host (Python, beside the step on
-    the same cores): 6 % of the CurveNet-small step on the 2-core CPU (benchmarks/RESULTS.md).
+    the same cores): 3-6 % of the CurveNet-small step on the 2-core CPU (benchmarks/RESULTS.md).
   """
 
   def train_step(state, batch, key):
