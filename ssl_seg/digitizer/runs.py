@@ -28,9 +28,9 @@ def column_runs(m):
 
 
 def join_dashes(cols, starts, ends, gap, background, band):
-  """Groups the runs of a column that are one stretch of curve: (first, last, group of run).
+  """Groups the runs of a column that are one stretch of curve: (first, last).
 
-  first / last: per group, the index of its top and bottom run; group: per run, its group.
+  first / last: per group, the index of its top and bottom run.
   A curve is one value per depth, so one column holds one stretch of it; a steep stretch of a
   dashed or dotted curve leaves it as several pieces with short gaps (under `gap` rows): tall
   ones, or a column of three or more dots (1-2 rows each); and the other curve drawn across
@@ -42,7 +42,7 @@ def join_dashes(cols, starts, ends, gap, background, band):
   """
   n = len(cols)
   if n < 2:
-    return np.arange(n), np.arange(n), np.arange(n)
+    return np.arange(n), np.arange(n)
   paper = np.cumsum(np.pad(background, ((1, 0), (0, 0))), axis=0)  # [H + 1, W]
   hidden = paper[starts[1:], cols[1:]] - paper[ends[:-1], cols[1:]] == 0
   # A steep stretch: a tall piece, or a column of dots (three or more pieces).
@@ -52,7 +52,7 @@ def join_dashes(cols, starts, ends, gap, background, band):
   join = (cols[1:] == cols[:-1]) & inside & (((starts[1:] - ends[:-1] < gap) & steep) | hidden)
   opens = np.r_[True, ~join]  # Starts a group.
   closes = np.r_[~join, True]
-  return np.flatnonzero(opens), np.flatnonzero(closes), np.cumsum(opens) - 1
+  return np.flatnonzero(opens), np.flatnonzero(closes)
 
 
 def sample_positions(c, lo, hi, session):

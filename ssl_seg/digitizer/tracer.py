@@ -109,9 +109,10 @@ def trace(mask, cls, *, top=0, bottom=None, max_gap=8, edge_band=0.15, probs=Non
   # Decoding sees each stretch of ink in a column as one run: the pieces of a steep dashed or
   # dotted stretch joined (`runs.join_dashes`). Decoded piece by piece, a dotted spike is a
   # column of small runs each far from the neighbours' ink, and the path skipped the column.
-  cols, starts, ends = runs.column_runs(inner == cls)
-  first, last, _ = runs.join_dashes(cols, starts, ends, max(2.0, dash_gap * length), inner == 0,
-                                    band)
+  ink = inner == cls
+  cols, starts, ends = runs.column_runs(ink)
+  first, last = runs.join_dashes(cols, starts, ends, max(2.0, dash_gap * length), inner == 0,
+                                 band)
   cols, starts, ends = cols[first], starts[first], ends[last]
   centre = top + (starts + ends - 1) / 2.0  # Row of each run's centre.
   # Positions above the bottom row, 0..length: the run's lowest and highest pixel, its centre.
@@ -127,8 +128,7 @@ def trace(mask, cls, *, top=0, bottom=None, max_gap=8, edge_band=0.15, probs=Non
   out.px[c] = bottom - (at - wrap * length)
   sessions = np.full(width, -1)
   sessions[c] = session
-  out.confidence[c] = _confidence(probs, inner == cls, cls, top, (cols, starts, ends), nodes,
-                                  width)
+  out.confidence[c] = _confidence(probs, ink, cls, top, (cols, starts, ends), nodes, width)
   _main_scale(out, sessions, wrap_side)
   if max_gap > 0:
     _fill_gaps(out, sessions, max_gap, top, bottom)
