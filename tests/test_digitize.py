@@ -115,6 +115,24 @@ def test_a_crossing_whose_ink_on_one_side_was_lost_still_unwraps():
   np.testing.assert_array_equal(tr.wrap, [0] * 18 + [1] * 23 + [0] * 19)
 
 
+def test_a_curve_hovering_at_the_top_edge_keeps_to_two_wrap_counts():
+  # A noisy curve straddling the top edge crosses it back and forth, with spikes whose ink
+  # could be read as a drop instead. Without a bound on the counts one such misread left the
+  # rest of the stretch a track width low (34 columns here; Totem logs read at R² -1.3).
+  rng = np.random.default_rng(9)
+  v = np.r_[np.linspace(0.5, 0.85, 10), 1.0 + 0.25 * rng.standard_normal(40),
+            np.linspace(0.85, 0.5, 10)]
+  height = 41
+  rows, cols, _ = welllog_render._rasterize(v, 0, height - 1, 2.0)
+  mask = np.zeros((height, len(v)), np.uint8)
+  mask[rows, cols] = 1
+  tr = tracer.trace(mask, 1)
+  assert set(tr.wrap) == {0, 1}
+  # No column a track width off (a white-noise curve's samples are read less exactly).
+  np.testing.assert_array_less(np.abs(tr.frac - v), 0.5)
+  assert np.median(np.abs(tr.frac - v)) < 0.05
+
+
 def test_a_spike_reads_its_peak_also_when_dashed():
   ys = np.full(21, 30.0)
   ys[10] = 6.0  # One sample far up: the ink in column 10 runs from row 18 up to row 6.

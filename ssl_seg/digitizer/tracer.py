@@ -29,7 +29,8 @@ Wrap-around. Real logs draw a value that runs past the track's edge from the opp
 A link between columns may cross an edge when the earlier position lay in the band along that
 edge, or its column holds ink in the band along the other edge (the other half of a crossing,
 where the segmenter lost this half), and the later column holds ink in the band along the
-edge it comes back through; the decoder takes whichever crossing, or none, is cheaper. Counts
+edge it comes back through; the decoder takes whichever crossing, or none, is cheaper, and
+keeps each session to two adjacent counts (a backup scale and back; `_decode`). Counts
 are relative within a session (a run of linked columns): nothing in the picture tells whether
 a curve entered the window already wrapped, or how far it wrapped while absent. Each
 session's counts are therefore shifted so that its most common count is 0: a curve is taken
@@ -171,7 +172,15 @@ def _confidence(probs, ink, cls, top, col_runs, nodes, width):
 
 
 def _decode(cols, lo, hi, pos, edge_ink, length, max_gap):
-  """The runs on the curve (module docstring): (run indices, wrap counts, session ids)."""
+  """The runs on the curve (module docstring): (run indices, wrap counts, session ids).
+
+  The path runs through states (run, level): level 0 or 1 is the run's wrap count relative to
+  its session, so a session spans at most two adjacent counts. A curve crosses an edge back
+  and forth, past its main scale onto the backup one and back (all 49 wrapping curves of the
+  twelve LAS-rendered test sets keep to two counts). With the counts unbounded, one misread
+  crossing left the rest of a hovering stretch a track width off, read at three counts
+  (README, "Wrap levels").
+  """
   n = len(cols)
   if not n:
     return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -179,8 +188,9 @@ def _decode(cols, lo, hi, pos, edge_ink, length, max_gap):
   exit_top, exit_bottom = exit_top.tolist(), exit_bottom.tolist()
   enter_top, enter_bottom = enter_top.tolist(), enter_bottom.tolist()
   cols, lo, hi, pos = cols.tolist(), lo.tolist(), hi.tolist(), pos.tolist()
-  score, back, dwrap, vel = [0.0] * n, [-1] * n, [0] * n, [0.0] * n
-  linked = [False] * n  # Continues its `back` run's session (else starts a new one).
+  # State s = 2 * run + level.
+  score, back, vel = [0.0] * (2 * n), [-1] * (2 * n), [0.0] * (2 * n)
+  linked = [False] * (2 * n)  # Continues its `back` state's session (else starts a new one).
   far = (0.0, -1)  # Best path ending left of the link window, to restart from.
   first = 0  # First run inside the link window.
   start = 0
@@ -190,55 +200,56 @@ def _decode(cols, lo, hi, pos, edge_ink, length, max_gap):
     while stop < n and cols[stop] == col:
       stop += 1
     while cols[first] < col - max_gap - 1:
-      far = max(far, (score[first], first))
+      far = max(far, (score[2 * first], 2 * first), (score[2 * first + 1], 2 * first + 1))
       first += 1
     for i in range(start, stop):
-      best = (far[0] - _SESSION_COST, far[1], False, 0)
-      for j in range(first, start):
-        dc = col - cols[j]
-        if score[j] - _SESSION_COST - _RESTART_COST > best[0]:
-          best = (score[j] - _SESSION_COST - _RESTART_COST, j, False, 0)
-        pred = pos[j] + vel[j] * dc
-        # Only a curve that was in the edge band can have crossed that edge, and it comes back
-        # through the other one: this column holds ink in that edge's band. The run entered
-        # need not touch the edge itself: a steep curve moves far in one column.
-        for dw in (0, 1, -1):
-          if dw == 1 and not (exit_top[j] and enter_bottom[col]):
-            continue
-          if dw == -1 and not (exit_bottom[j] and enter_top[col]):
-            continue
-          a, b = lo[i] + dw * length, hi[i] + dw * length
-          # A curve that moved h px within a column (a tall run) may move that much again
-          # into the next one: steep dashes and broken steep ink leave such steps.
-          gap = (max(0.0, a - hi[j] - 1, lo[j] - b - 1) - _FREE_SLOPE * dc
-                 - max(hi[j] - lo[j], hi[i] - lo[i]))
-          off = max(0.0, a - pred, pred - b)
-          jump = min(max(gap, 0.0), off) / length
-          cost = _GAP_COST * (dc - 1) + _JUMP_COST * jump * jump + _BEND_COST * off / length
-          if score[j] - cost > best[0]:
-            best = (score[j] - cost, j, True, dw)
-      score[i], back[i], linked[i], dwrap[i] = best[0] + 1.0, best[1], best[2], best[3]
-      if linked[i]:
-        j = back[i]
-        step = (pos[i] + dwrap[i] * length - pos[j]) / (col - cols[j])
-        vel[i] = vel[j] + 0.5 * (step - vel[j])  # Smoothed: centres move in whole px.
+      for level in (0, 1):
+        best = (far[0] - _SESSION_COST, far[1], False)
+        for j in range(first, start):
+          dc = col - cols[j]
+          for sj in (2 * j, 2 * j + 1):
+            if score[sj] - _SESSION_COST - _RESTART_COST > best[0]:
+              best = (score[sj] - _SESSION_COST - _RESTART_COST, sj, False)
+            # Only a curve that was in the edge band can have crossed that edge, and it comes
+            # back through the other one: this column holds ink in that edge's band. The run
+            # entered need not touch the edge itself: a steep curve moves far in one column.
+            dw = level - (sj & 1)
+            if dw == 1 and not (exit_top[j] and enter_bottom[col]):
+              continue
+            if dw == -1 and not (exit_bottom[j] and enter_top[col]):
+              continue
+            pred = pos[j] + vel[sj] * dc
+            a, b = lo[i] + dw * length, hi[i] + dw * length
+            # A curve that moved h px within a column (a tall run) may move that much again
+            # into the next one: steep dashes and broken steep ink leave such steps.
+            gap = (max(0.0, a - hi[j] - 1, lo[j] - b - 1) - _FREE_SLOPE * dc
+                   - max(hi[j] - lo[j], hi[i] - lo[i]))
+            off = max(0.0, a - pred, pred - b)
+            jump = min(max(gap, 0.0), off) / length
+            cost = _GAP_COST * (dc - 1) + _JUMP_COST * jump * jump + _BEND_COST * off / length
+            if score[sj] - cost > best[0]:
+              best = (score[sj] - cost, sj, True)
+        s = 2 * i + level
+        score[s], back[s], linked[s] = best[0] + 1.0, best[1], best[2]
+        if linked[s]:
+          sj = back[s]
+          step = (pos[i] + (level - (sj & 1)) * length - pos[sj >> 1]) / (col - cols[sj >> 1])
+          vel[s] = vel[sj] + 0.5 * (step - vel[sj])  # Smoothed: centres move in whole px.
     start = stop
-  return _backtrack(score, back, linked, dwrap)
+  return _backtrack(score, back, linked)
 
 
-def _backtrack(score, back, linked, dwrap):
+def _backtrack(score, back, linked):
   """`_decode`'s best path, read back from its best end: (runs, wrap counts, sessions)."""
-  end = max(range(len(score)), key=lambda i: (score[i], i))
+  end = max(range(len(score)), key=lambda s: (score[s], -s))
   path = []
   while end >= 0:
     path.append(end)
     end = back[end]
   path.reverse()
-  wrap, session = np.zeros(len(path), np.int64), np.zeros(len(path), np.int64)
-  for t, i in enumerate(path[1:], 1):
-    wrap[t] = wrap[t - 1] + dwrap[i] if linked[i] else 0
-    session[t] = session[t - 1] + (not linked[i])
-  return np.asarray(path, np.int64), wrap, session
+  states = np.asarray(path, np.int64)
+  session = np.cumsum([0] + [not linked[s] for s in path[1:]]).astype(np.int64)
+  return states >> 1, states & 1, session
 
 
 def _main_scale(out, session, wrap_side=1):
