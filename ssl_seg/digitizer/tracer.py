@@ -241,7 +241,8 @@ def _decode(cols, lo, hi, pos, edge_ink, length, max_gap):
 
 def _backtrack(score, back, linked):
   """`_decode`'s best path, read back from its best end: (runs, wrap counts, sessions)."""
-  end = max(range(len(score)), key=lambda s: (score[s], -s))
+  # Ties: the later run (as before levels), then level 0.
+  end = max(range(len(score)), key=lambda s: (score[s], s >> 1, -(s & 1)))
   path = []
   while end >= 0:
     path.append(end)
