@@ -107,7 +107,8 @@ def _zero_invalid(x, mask):
 
   A product, not `jnp.where`: the same values for finite features (-0 where x < 0, equal to
   0 in every sum), and the CurveNet-small curve_segment train step 0.94x on the 2-core CPU
-  (benchmarks/RESULTS.md, "Masks as products").
+  (benchmarks/RESULTS.md, "Masks as products"). XLA fuses it differently, so training's float
+  rounding (not its padding-exactness) changed with it.
   """
   return x if mask is None else x * mask[..., None].astype(x.dtype)
 
